@@ -1,0 +1,134 @@
+//! Sysmon events: an event id plus its field values in schema order.
+//!
+//! One builder file per event id turns a kernel record (plus the process cache) into an
+//! [`Event`]. The rules engine and the renderer see only this type.
+
+pub mod schema;
+pub mod text;
+
+pub use schema::EventKind;
+
+/// A Sysmon event: its kind and one string per field of `kind.fields`, in order.
+///
+/// The values live in one reused buffer, so building an event does not allocate once the
+/// buffer has grown to its working size.
+#[derive(Debug, Clone)]
+pub struct Event {
+    kind: &'static EventKind,
+    buf: String,
+    ends: Vec<u32>,
+}
+
+impl Event {
+    pub fn new(kind: &'static EventKind) -> Self {
+        Event { kind, buf: String::with_capacity(1024), ends: Vec::with_capacity(32) }
+    }
+
+    /// Starts a new event of `kind`, keeping the buffers.
+    pub fn reset(&mut self, kind: &'static EventKind) {
+        self.kind = kind;
+        self.buf.clear();
+        self.ends.clear();
+    }
+
+    pub fn kind(&self) -> &'static EventKind {
+        self.kind
+    }
+
+    pub fn id(&self) -> u16 {
+        self.kind.id
+    }
+
+    /// Number of fields set so far.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Value of field `i` (schema order). Empty values read as `-`, as Sysmon prints them.
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        let v = &self.buf[start..self.ends[i] as usize];
+        if v.is_empty() { "-" } else { v }
+    }
+
+    /// Value of the named field, if this event has it.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.kind.field_index(name).filter(|i| *i < self.len()).map(|i| self.get(i))
+    }
+
+    /// (name, value) pairs in schema order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        (0..self.len()).map(|i| (self.kind.fields[i], self.get(i)))
+    }
+
+    /// Appends the next field's value.
+    pub fn push(&mut self, value: &str) {
+        self.buf.push_str(value);
+        self.close();
+    }
+
+    /// Appends the next field's value with `write!`-style formatting.
+    pub fn push_fmt(&mut self, args: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
+        let _ = self.buf.write_fmt(args);
+        self.close();
+    }
+
+    /// Appends the next field's value from raw kernel bytes (see [`text::push_bytes`]).
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        text::push_bytes(&mut self.buf, bytes);
+        self.close();
+    }
+
+    /// Direct access to the buffer for builders that assemble a value in pieces; call
+    /// [`Event::close`] when the value is complete.
+    pub fn buf(&mut self) -> &mut String {
+        &mut self.buf
+    }
+
+    pub fn close(&mut self) {
+        debug_assert!(self.ends.len() < self.kind.fields.len(), "too many fields");
+        self.ends.push(self.buf.len() as u32);
+    }
+
+    /// Replaces the value of field `i` (used for FieldSizes trimming and RuleName).
+    pub fn set(&mut self, i: usize, value: &str) {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        let end = self.ends[i] as usize;
+        self.buf.replace_range(start..end, value);
+        let delta = value.len() as i64 - (end - start) as i64;
+        for e in &mut self.ends[i..] {
+            *e = (*e as i64 + delta) as u32;
+        }
+    }
+
+    /// True once every field of the kind has a value.
+    pub fn is_complete(&self) -> bool {
+        self.ends.len() == self.kind.fields.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip_and_set_shifts_later_values() {
+        let mut e = Event::new(schema::by_id(schema::PROCESS_TERMINATE).unwrap());
+        for v in ["", "2024-05-14 09:21:07.731", "{g}", "2345", "/usr/bin/curl", "alice"] {
+            e.push(v);
+        }
+        assert!(e.is_complete());
+        assert_eq!(e.get(0), "-");
+        e.set(0, "rule-x");
+        assert_eq!(e.get(0), "rule-x");
+        assert_eq!(e.field("Image"), Some("/usr/bin/curl"));
+        e.set(4, "/a");
+        assert_eq!(e.field("User"), Some("alice"));
+        assert_eq!(e.pairs().count(), 6);
+    }
+}

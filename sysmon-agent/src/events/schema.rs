@@ -1,0 +1,121 @@
+//! The Sysmon event catalogue: ids, names, config tags, XML header values and the ordered
+//! field list of every event (schema 4.81). The one source of truth for field names and
+//! order: the renderer, the rules engine, `-s` and the viewer all read it from here.
+
+/// One Sysmon event type.
+#[derive(Debug)]
+pub struct EventKind {
+    pub id: u16,
+    /// Manifest name, e.g. `SYSMONEVENT_CREATE_PROCESS` (the viewer prints it).
+    pub name: &'static str,
+    /// Config element name (`rulename`), e.g. `ProcessCreate`; `None` for events that are
+    /// never filtered (4, 16, 255).
+    pub tag: Option<&'static str>,
+    /// XML `<Version>`.
+    pub version: u8,
+    /// XML `<Level>`: 4 informational, 2 error.
+    pub level: u8,
+    /// Manifest `ruledefault`: logged when the config has no rules for it.
+    pub default_on: bool,
+    /// Produced on Linux (the others are accepted in configs only).
+    pub linux: bool,
+    /// `<Data Name=…>` elements, in output order.
+    pub fields: &'static [&'static str],
+}
+
+impl EventKind {
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| *f == name)
+    }
+}
+
+pub const SCHEMA_VERSION: &str = "4.81";
+
+pub const PROCESS_CREATE: u16 = 1;
+pub const NETWORK_CONNECT: u16 = 3;
+pub const SERVICE_STATE: u16 = 4;
+pub const PROCESS_TERMINATE: u16 = 5;
+pub const RAW_ACCESS_READ: u16 = 9;
+pub const PROCESS_ACCESS: u16 = 10;
+pub const FILE_CREATE: u16 = 11;
+pub const CONFIG_CHANGE: u16 = 16;
+pub const FILE_DELETE: u16 = 23;
+pub const ERROR: u16 = 255;
+
+macro_rules! kind {
+    ($id:expr, $name:literal, $tag:expr, version $version:literal, level $level:literal, $on:literal, $linux:literal, [$($f:literal),* $(,)?]) => {
+        EventKind { id: $id, name: $name, tag: $tag, version: $version, level: $level,
+                    default_on: $on, linux: $linux, fields: &[$($f),*] }
+    };
+}
+
+/// Every event, in id order.
+pub static EVENTS: &[EventKind] = &[
+    kind!(PROCESS_CREATE, "SYSMONEVENT_CREATE_PROCESS", Some("ProcessCreate"), version 5, level 4, true, true, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "FileVersion", "Description",
+        "Product", "Company", "OriginalFileName", "CommandLine", "CurrentDirectory", "User",
+        "LogonGuid", "LogonId", "TerminalSessionId", "IntegrityLevel", "Hashes",
+        "ParentProcessGuid", "ParentProcessId", "ParentImage", "ParentCommandLine", "ParentUser",
+    ]),
+    kind!(NETWORK_CONNECT, "SYSMONEVENT_NETWORK_CONNECT", Some("NetworkConnect"), version 5, level 4, false, true, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "User", "Protocol",
+        "Initiated", "SourceIsIpv6", "SourceIp", "SourceHostname", "SourcePort",
+        "SourcePortName", "DestinationIsIpv6", "DestinationIp", "DestinationHostname",
+        "DestinationPort", "DestinationPortName",
+    ]),
+    kind!(SERVICE_STATE, "SYSMONEVENT_SERVICE_STATE_CHANGE", None, version 3, level 4, true, true, [
+        "UtcTime", "State", "Version", "SchemaVersion",
+    ]),
+    kind!(PROCESS_TERMINATE, "SYSMONEVENT_PROCESS_TERMINATE", Some("ProcessTerminate"), version 3, level 4, true, true, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "User",
+    ]),
+    kind!(RAW_ACCESS_READ, "SYSMONEVENT_RAWACCESS_READ", Some("RawAccessRead"), version 2, level 4, false, true, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "Device", "User",
+    ]),
+    kind!(PROCESS_ACCESS, "SYSMONEVENT_ACCESS_PROCESS", Some("ProcessAccess"), version 3, level 4, false, true, [
+        "RuleName", "UtcTime", "SourceProcessGUID", "SourceProcessId", "SourceThreadId",
+        "SourceImage", "TargetProcessGUID", "TargetProcessId", "TargetImage", "GrantedAccess",
+        "CallTrace", "SourceUser", "TargetUser",
+    ]),
+    kind!(FILE_CREATE, "SYSMONEVENT_FILE_CREATE", Some("FileCreate"), version 2, level 4, false, true, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "TargetFilename",
+        "CreationUtcTime", "User",
+    ]),
+    kind!(CONFIG_CHANGE, "SYSMONEVENT_SERVICE_CONFIGURATION_CHANGE", None, version 3, level 4, true, true, [
+        "UtcTime", "Configuration", "ConfigurationFileHash",
+    ]),
+    kind!(FILE_DELETE, "SYSMONEVENT_FILE_DELETE", Some("FileDelete"), version 5, level 4, false, true, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "User", "Image", "TargetFilename",
+        "Hashes", "IsExecutable", "Archived",
+    ]),
+    kind!(ERROR, "SYSMONEVENT_ERROR", None, version 3, level 2, true, true, [
+        "UtcTime", "ID", "Description",
+    ]),
+];
+
+pub fn by_id(id: u16) -> Option<&'static EventKind> {
+    EVENTS.iter().find(|k| k.id == id)
+}
+
+/// Every event with this config tag (several for shared tags such as RegistryEvent).
+pub fn by_tag(tag: &str) -> impl Iterator<Item = &'static EventKind> + '_ {
+    EVENTS.iter().filter(move |k| k.tag == Some(tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_sorted() {
+        assert!(EVENTS.windows(2).all(|w| w[0].id < w[1].id));
+    }
+
+    #[test]
+    fn filterable_events_start_with_rulename() {
+        for k in EVENTS.iter().filter(|k| k.tag.is_some()) {
+            assert_eq!(k.fields[0], "RuleName", "event {}", k.id);
+            assert_eq!(k.fields[1], "UtcTime", "event {}", k.id);
+        }
+    }
+}

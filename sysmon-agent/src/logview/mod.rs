@@ -1,0 +1,1 @@
+//! sysmonLogView: read syslog lines back and show, filter and summarise events.

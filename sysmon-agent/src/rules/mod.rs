@@ -1,0 +1,1 @@
+//! The Sysmon configuration engine: parse, compile once, evaluate.

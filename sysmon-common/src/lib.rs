@@ -1,0 +1,53 @@
+//! Records that cross the kernel boundary. Shared by the eBPF programs (no_std) and the agent.
+//!
+//! Every record starts with a [`Header`]; fixed fields follow, then a variable tail of bytes
+//! whose layout each record type describes. The kernel sends only the used part of the tail.
+#![no_std]
+
+pub mod offsets;
+pub mod process;
+
+pub use offsets::Offsets;
+
+/// Which record follows the header. Also the index of the per-kind drop counter.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    Exec = 1,
+    Exit = 2,
+    Fork = 3,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 3] = [RecordKind::Exec, RecordKind::Exit, RecordKind::Fork];
+    /// Number of slots in the drop-counter map (index = kind value).
+    pub const SLOTS: u32 = 8;
+
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| *k as u32 == v)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Header {
+    pub kind: u32,
+    /// Total length of the record in bytes, header and tail included.
+    pub len: u32,
+    /// Event time: nanoseconds since boot (CLOCK_BOOTTIME).
+    pub time_ns: u64,
+    pub tgid: u32,
+    pub tid: u32,
+}
+
+/// Bit set in a record's `flags` when a bounded copy cut something off.
+pub mod truncated {
+    pub const ARGS: u32 = 1 << 0;
+    pub const EXE: u32 = 1 << 1;
+    pub const CWD: u32 = 1 << 2;
+}
+
+/// Longest path the kernel side rebuilds (bytes, without the terminating NUL).
+pub const PATH_MAX: usize = 4096;
+/// Deepest path the kernel side walks; deeper paths are cut and marked (see `truncated`).
+pub const PATH_DEPTH: usize = 64;

@@ -1,0 +1,69 @@
+//! Kernel struct member offsets, read from the running kernel's BTF by the agent and handed
+//! to the programs as a load-time constant (no CO-RE in Rust eBPF yet).
+
+/// Value of an offset whose member does not exist on this kernel (e.g. no CONFIG_AUDIT).
+pub const ABSENT: u32 = u32::MAX;
+
+macro_rules! offsets {
+    ($($field:ident => $ty:literal . $path:literal),* $(,)?) => {
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct Offsets { $(pub $field: u32,)* }
+
+        impl Offsets {
+            pub const ZERO: Offsets = Offsets { $($field: 0,)* };
+            /// (field, struct, member path) for every offset, for the BTF resolver.
+            pub const MEMBERS: &'static [(&'static str, &'static str, &'static str)] =
+                &[$((stringify!($field), $ty, $path),)*];
+
+            pub fn set(&mut self, field: &str, value: u32) -> bool {
+                match field {
+                    $(stringify!($field) => { self.$field = value; true })*
+                    _ => false,
+                }
+            }
+        }
+    };
+}
+
+offsets! {
+    task_tgid => "task_struct"."tgid",
+    task_real_parent => "task_struct"."real_parent",
+    task_real_cred => "task_struct"."real_cred",
+    task_loginuid => "task_struct"."loginuid",
+    task_sessionid => "task_struct"."sessionid",
+    task_start_boottime => "task_struct"."start_boottime",
+    task_mm => "task_struct"."mm",
+    task_fs => "task_struct"."fs",
+    task_signal => "task_struct"."signal",
+    signal_tty => "signal_struct"."tty",
+    signal_live => "signal_struct"."live",
+    tty_index => "tty_struct"."index",
+    cred_uid => "cred"."uid",
+    mm_exe_file => "mm_struct"."exe_file",
+    mm_arg_start => "mm_struct"."arg_start",
+    mm_arg_end => "mm_struct"."arg_end",
+    mm_end_code => "mm_struct"."end_code",
+    fs_pwd => "fs_struct"."pwd",
+    file_f_path => "file"."f_path",
+    file_f_inode => "file"."f_inode",
+    path_mnt => "path"."mnt",
+    path_dentry => "path"."dentry",
+    dentry_d_parent => "dentry"."d_parent",
+    dentry_d_name => "dentry"."d_name",
+    qstr_len => "qstr"."len",
+    qstr_name => "qstr"."name",
+    mount_mnt => "mount"."mnt",
+    mount_mnt_parent => "mount"."mnt_parent",
+    mount_mnt_mountpoint => "mount"."mnt_mountpoint",
+    vfsmount_mnt_root => "vfsmount"."mnt_root",
+    inode_i_ino => "inode"."i_ino",
+    inode_i_sb => "inode"."i_sb",
+    inode_i_size => "inode"."i_size",
+    inode_i_mtime_sec => "inode"."i_mtime_sec",
+    inode_i_mtime_nsec => "inode"."i_mtime_nsec",
+    sb_s_dev => "super_block"."s_dev",
+}
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Offsets {}
