@@ -6,5 +6,6 @@
 //! → `render` (XML, logview layout) → `sinks` (syslog, stdout).
 
 pub mod events;
+pub mod kernel;
 pub mod logview;
 pub mod rules;

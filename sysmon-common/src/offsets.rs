@@ -12,7 +12,8 @@ macro_rules! offsets {
 
         impl Offsets {
             pub const ZERO: Offsets = Offsets { $($field: 0,)* };
-            /// (field, struct, member path) for every offset, for the BTF resolver.
+            /// (field, struct, member path) for every offset, for the BTF resolver. A path may
+            /// name nested members (`a.b`) and alternatives for other kernels (`x|y`).
             pub const MEMBERS: &'static [(&'static str, &'static str, &'static str)] =
                 &[$((stringify!($field), $ty, $path),)*];
 
@@ -28,6 +29,8 @@ macro_rules! offsets {
 
 offsets! {
     task_tgid => "task_struct"."tgid",
+    task_pid => "task_struct"."pid",
+    task_group_leader => "task_struct"."group_leader",
     task_real_parent => "task_struct"."real_parent",
     task_real_cred => "task_struct"."real_cred",
     task_loginuid => "task_struct"."loginuid",
@@ -60,10 +63,13 @@ offsets! {
     inode_i_ino => "inode"."i_ino",
     inode_i_sb => "inode"."i_sb",
     inode_i_size => "inode"."i_size",
-    inode_i_mtime_sec => "inode"."i_mtime_sec",
-    inode_i_mtime_nsec => "inode"."i_mtime_nsec",
+    inode_i_mtime_sec => "inode"."i_mtime_sec|__i_mtime.tv_sec|i_mtime.tv_sec",
+    inode_i_mtime_nsec => "inode"."i_mtime_nsec|__i_mtime.tv_nsec|i_mtime.tv_nsec",
     sb_s_dev => "super_block"."s_dev",
 }
+
+/// Members that some kernels lack (CONFIG_AUDIT off); the programs treat them as unknown.
+pub const OPTIONAL: &[&str] = &["task_loginuid", "task_sessionid"];
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Offsets {}

@@ -1,0 +1,107 @@
+//! Kernel struct offsets from BTF (`/sys/kernel/btf/vmlinux` or `-btf <file>`).
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use btf_rs::{Btf, Type};
+use sysmon_common::{
+    Offsets,
+    offsets::{ABSENT, OPTIONAL},
+};
+
+pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// Resolves every offset the programs need; fails naming the first member not found.
+pub fn offsets(path: &Path) -> Result<Offsets> {
+    let btf =
+        Btf::from_file(path).with_context(|| format!("reading BTF from {}", path.display()))?;
+    let mut out = Offsets::ZERO;
+    for (field, strukt, member) in Offsets::MEMBERS {
+        let found = member
+            .split('|')
+            .find_map(|alt| member_offset(&btf, strukt, alt).ok());
+        let value = match found {
+            Some(v) => v,
+            None if OPTIONAL.contains(field) => ABSENT,
+            None => bail!("{}: struct {strukt} has no member {member}", path.display()),
+        };
+        out.set(field, value);
+    }
+    Ok(out)
+}
+
+/// Byte offset of `path` (`a.b.c`) inside `struct strukt`, looking through anonymous
+/// structs and unions.
+fn member_offset(btf: &Btf, strukt: &str, path: &str) -> Result<u32> {
+    let mut ty = btf
+        .resolve_types_by_name(strukt)?
+        .into_iter()
+        .find(|t| matches!(t, Type::Struct(s) if !s.members.is_empty()))
+        .ok_or_else(|| anyhow!("no struct {strukt}"))?;
+    let mut total = 0;
+    for name in path.split('.') {
+        let (off, member_ty) = find_member(btf, &ty, name)?.ok_or_else(|| anyhow!("no {name}"))?;
+        total += off;
+        ty = member_ty;
+    }
+    Ok(total)
+}
+
+/// (byte offset, type) of member `name` in the struct or union `ty`.
+fn find_member(btf: &Btf, ty: &Type, name: &str) -> Result<Option<(u32, Type)>> {
+    let members = match strip(btf, ty.clone())? {
+        Type::Struct(s) | Type::Union(s) => s.members,
+        _ => return Ok(None),
+    };
+    for m in &members {
+        let here = m.bit_offset() / 8;
+        let member_ty = strip(btf, btf.resolve_chained_type(m)?)?;
+        match btf.resolve_name(m) {
+            Ok(n) if n == name => return Ok(Some((here, member_ty))),
+            Ok(n) if !n.is_empty() => continue,
+            _ => {
+                if let Some((off, t)) = find_member(btf, &member_ty, name)? {
+                    return Ok(Some((here + off, t)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Looks through typedefs and qualifiers.
+fn strip(btf: &Btf, mut ty: Type) -> Result<Type> {
+    loop {
+        ty = match &ty {
+            Type::Typedef(t) => btf.resolve_chained_type(t)?,
+            Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => {
+                btf.resolve_chained_type(t)?
+            }
+            Type::TypeTag(t) => btf.resolve_chained_type(t)?,
+            _ => return Ok(ty),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_every_offset_on_this_kernel() {
+        if !Path::new(VMLINUX).exists() {
+            eprintln!("skipped: no {VMLINUX}");
+            return;
+        }
+        let o = offsets(Path::new(VMLINUX)).unwrap();
+        // Members that sit inside anonymous unions on current kernels must still resolve,
+        // and distinct members must not collapse onto one offset.
+        assert_ne!(o.mm_arg_start, o.mm_arg_end);
+        assert!(o.mm_arg_start > 0);
+        assert_eq!(
+            o.qstr_len, 4,
+            "qstr.len follows the 32-bit hash on little-endian"
+        );
+        assert_ne!(o.task_tgid, o.task_pid);
+    }
+}

@@ -1,0 +1,149 @@
+//! Loading and attaching the programs, with clear errors for what stops us.
+
+use std::{fs, path::Path};
+
+use anyhow::{Context, Result, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{RawTracePoint, TracePoint},
+};
+use sysmon_common::{RecordKind, offsets::ABSENT};
+
+use super::btf;
+
+/// The object built by `cargo xtask build-ebpf`, embedded by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sysmon.bpf.o"));
+
+/// Ring buffer size: room for several thousand records while user space catches up.
+const RING_BYTES: u32 = 64 * 1024 * 1024;
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+const BPFFS: &str = "/sys/fs/bpf";
+
+/// Loaded and attached programs, with the maps user space reads.
+pub struct Loaded {
+    /// Keeps programs and links alive.
+    pub ebpf: Ebpf,
+    pub ring: RingBuf<MapData>,
+    pub drops: PerCpuArray<MapData, u64>,
+}
+
+/// Where the programs come from and what to attach.
+pub struct Options<'a> {
+    /// BTF to read struct offsets from (`-btf <file>`), else the running kernel's.
+    pub btf: Option<&'a Path>,
+}
+
+pub fn load(opts: &Options) -> Result<Loaded> {
+    preflight(opts)?;
+    mount_if_missing("tracefs", TRACEFS, &format!("{TRACEFS}/events"))?;
+    mount_if_missing("bpf", BPFFS, "")?;
+    let btf_path = opts.btf.unwrap_or(Path::new(btf::VMLINUX));
+    let offsets = btf::offsets(btf_path)?;
+    let group_dead = exit_group_dead_offset().unwrap_or(ABSENT);
+    let cpus = aya::util::nr_cpus()
+        .map_err(|(_, e)| e)
+        .context("counting CPUs")? as u32;
+
+    let mut ebpf = EbpfLoader::new()
+        .override_global("OFFSETS", &offsets, true)
+        .override_global("EXIT_GROUP_DEAD", &group_dead, true)
+        .map_max_entries("EXEC_SCRATCH", cpus)
+        .map_max_entries("EVENTS", RING_BYTES)
+        .load(OBJECT)
+        .context("loading the eBPF object into the kernel (is BPF enabled and are we root?)")?;
+
+    attach_tracepoint(&mut ebpf, "sched", "sched_process_exec")?;
+    attach_tracepoint(&mut ebpf, "sched", "sched_process_exit")?;
+    let fork: &mut RawTracePoint = program(&mut ebpf, "sched_process_fork")?;
+    fork.load().context("verifying sched_process_fork")?;
+    fork.attach("sched_process_fork")
+        .context("attaching sched_process_fork")?;
+
+    let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS")?)?;
+    let drops = PerCpuArray::try_from(ebpf.take_map("DROPS").context("map DROPS")?)?;
+    Ok(Loaded { ebpf, ring, drops })
+}
+
+impl Loaded {
+    /// Records dropped in the kernel so far, per kind, summed over CPUs.
+    pub fn drops(&self) -> Vec<(RecordKind, u64)> {
+        RecordKind::ALL
+            .iter()
+            .map(|k| {
+                let n = self
+                    .drops
+                    .get(&(*k as u32), 0)
+                    .map(|v| v.iter().sum())
+                    .unwrap_or(0);
+                (*k, n)
+            })
+            .collect()
+    }
+}
+
+fn preflight(opts: &Options) -> Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("You need to run Sysmon as root (it loads eBPF programs into the kernel).");
+    }
+    if OBJECT.is_empty() {
+        bail!("this sysmon was built without its eBPF programs: build it with `cargo xtask build`");
+    }
+    let btf = opts.btf.unwrap_or(Path::new(btf::VMLINUX));
+    if !btf.exists() {
+        bail!(
+            "no BTF at {}: this kernel was built without CONFIG_DEBUG_INFO_BTF; \
+             pass a BTF file for it with -btf <file>",
+            btf.display()
+        );
+    }
+    Ok(())
+}
+
+fn attach_tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<()> {
+    let tp: &mut TracePoint = program(ebpf, name)?;
+    tp.load().with_context(|| format!("verifying {name}"))?;
+    tp.attach(category, name)
+        .with_context(|| format!("attaching {category}/{name}"))?;
+    Ok(())
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing"))?;
+    Ok(prog.try_into()?)
+}
+
+/// Offset of `group_dead` in the exit tracepoint's record, from its format file.
+fn exit_group_dead_offset() -> Option<u32> {
+    let format =
+        fs::read_to_string(format!("{TRACEFS}/events/sched/sched_process_exit/format")).ok()?;
+    let line = format.lines().find(|l| l.contains(" group_dead;"))?;
+    let at = line.split("offset:").nth(1)?;
+    at.split(';').next()?.trim().parse().ok()
+}
+
+/// Mounts `fstype` at `target` unless `probe` (or `target` itself) shows it is there.
+fn mount_if_missing(fstype: &str, target: &str, probe: &str) -> Result<()> {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounts.lines().any(|l| l.split(' ').nth(1) == Some(target))
+        || (!probe.is_empty() && Path::new(probe).exists())
+    {
+        return Ok(());
+    }
+    let c = |s: &str| std::ffi::CString::new(s).unwrap();
+    let (src, dst, ty) = (c(fstype), c(target), c(fstype));
+    let rc = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
+    if rc != 0 {
+        bail!(
+            "mounting {fstype} at {target}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}

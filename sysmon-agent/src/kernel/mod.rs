@@ -1,0 +1,6 @@
+//! The kernel side, seen from user space: BTF offsets, loading and attaching the programs,
+//! reading records from the ring buffer.
+
+pub mod btf;
+pub mod load;
+pub mod record;

@@ -1,0 +1,47 @@
+//! Reading kernel structs through the offsets the agent found in BTF.
+
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use sysmon_common::Offsets;
+
+/// Set by the agent at load time from `/sys/kernel/btf/vmlinux`.
+#[unsafe(no_mangle)]
+pub static OFFSETS: Offsets = Offsets::ZERO;
+
+/// Offset of `group_dead` in the `sched_process_exit` record, or `ABSENT` on kernels whose
+/// tracepoint lacks it. Set by the agent from the tracepoint's format file.
+#[unsafe(no_mangle)]
+static EXIT_GROUP_DEAD: u32 = sysmon_common::offsets::ABSENT;
+
+/// Reads one offset; volatile so that the compiler cannot fold the load-time constant.
+macro_rules! off {
+    ($field:ident) => {
+        unsafe { core::ptr::read_volatile(&raw const $crate::kernel::OFFSETS.$field) }
+    };
+}
+pub(crate) use off;
+
+pub fn exit_group_dead_offset() -> u32 {
+    unsafe { core::ptr::read_volatile(&raw const EXIT_GROUP_DEAD) }
+}
+
+pub type Ptr = *const u8;
+
+/// Reads a `T` at `base + off`; zero when `base` is null or the read fails.
+#[inline(always)]
+pub fn read<T: Default>(base: Ptr, off: u32) -> T {
+    if base.is_null() || off == sysmon_common::offsets::ABSENT {
+        return T::default();
+    }
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize) as *const T) }
+        .unwrap_or_default()
+}
+
+#[inline(always)]
+pub fn read_ptr(base: Ptr, off: u32) -> Ptr {
+    read::<usize>(base, off) as Ptr
+}
+
+#[inline(always)]
+pub fn current_task() -> Ptr {
+    unsafe { bpf_get_current_task() as Ptr }
+}

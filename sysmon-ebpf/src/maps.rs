@@ -1,0 +1,51 @@
+//! Every map the programs share, in one place.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, PerCpuArray, RingBuf},
+};
+use sysmon_common::{
+    RecordKind,
+    process::{EXEC_TAIL_MAX, ExecRecord},
+};
+
+use crate::path::PathScratch;
+
+/// Transport to user space. Its size is set by the agent at load time.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Records the ring buffer had no room for, per CPU and per record kind.
+#[map]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(RecordKind::SLOTS, 0);
+
+/// Scratch space to build an exec record in. Too big for a per-CPU map (32 KiB limit), so
+/// an array indexed by CPU; the agent sizes it to the number of possible CPUs.
+#[map]
+pub static EXEC_SCRATCH: Array<ExecScratch> = Array::with_max_entries(1, 0);
+
+/// Scratch space for rebuilding paths back to front.
+#[map]
+pub static PATH_SCRATCH: PerCpuArray<PathScratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[repr(C)]
+pub struct ExecScratch {
+    pub rec: ExecRecord,
+    pub tail: [u8; EXEC_TAIL_MAX],
+}
+
+/// Sends `len` bytes of `data` to user space, counting a drop when there is no room.
+#[inline(always)]
+pub fn send(kind: RecordKind, data: &[u8]) {
+    if EVENTS.output::<[u8]>(data, 0).is_err() {
+        count_drop(kind);
+    }
+}
+
+#[inline(always)]
+pub fn count_drop(kind: RecordKind) {
+    if let Some(n) = DROPS.get_ptr_mut(kind as u32) {
+        // SAFETY: per-CPU slot, only this CPU writes it.
+        unsafe { *n += 1 };
+    }
+}
