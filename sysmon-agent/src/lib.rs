@@ -5,7 +5,13 @@
 //! → `events` (a Sysmon event: id + ordered fields) → `rules` (include / exclude, RuleName)
 //! → `render` (XML, logview layout) → `sinks` (syslog, stdout).
 
+pub mod agent;
+pub mod cli;
+pub mod enrich;
 pub mod events;
 pub mod kernel;
 pub mod logview;
+pub mod render;
 pub mod rules;
+pub mod service;
+pub mod sinks;

@@ -3,7 +3,10 @@
 //! One builder file per event id turns a kernel record (plus the process cache) into an
 //! [`Event`]. The rules engine and the renderer see only this type.
 
+pub mod process_create;
+pub mod process_terminate;
 pub mod schema;
+pub mod service;
 pub mod text;
 
 pub use schema::EventKind;

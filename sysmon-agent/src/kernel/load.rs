@@ -66,21 +66,18 @@ pub fn load(opts: &Options) -> Result<Loaded> {
     Ok(Loaded { ebpf, ring, drops })
 }
 
-impl Loaded {
-    /// Records dropped in the kernel so far, per kind, summed over CPUs.
-    pub fn drops(&self) -> Vec<(RecordKind, u64)> {
-        RecordKind::ALL
-            .iter()
-            .map(|k| {
-                let n = self
-                    .drops
-                    .get(&(*k as u32), 0)
-                    .map(|v| v.iter().sum())
-                    .unwrap_or(0);
-                (*k, n)
-            })
-            .collect()
-    }
+/// Records dropped in the kernel so far, per kind, summed over CPUs.
+pub fn drop_totals(drops: &PerCpuArray<MapData, u64>) -> Vec<(RecordKind, u64)> {
+    RecordKind::ALL
+        .iter()
+        .map(|k| {
+            let n = drops
+                .get(&(*k as u32), 0)
+                .map(|v| v.iter().sum())
+                .unwrap_or(0);
+            (*k, n)
+        })
+        .collect()
 }
 
 fn preflight(opts: &Options) -> Result<()> {

@@ -1,0 +1,239 @@
+//! The running agent: kernel records in, enriched, judged, rendered and sent out.
+
+use std::{io::Write, path::PathBuf, time::Duration};
+
+use anyhow::Result;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    enrich::{Enrich, clock},
+    events::{Event, process_create, process_terminate, schema, service},
+    kernel::{
+        load::{self, Loaded},
+        record::{self, Record},
+    },
+    render::{self, xml::Host},
+    rules::Config,
+    service::record_id::RecordIds,
+    sinks::syslog::{self, Syslog},
+};
+
+/// How the agent runs.
+pub struct Settings {
+    pub config: Config,
+    /// What event 16 reports as `Configuration`: the path as typed, or `Defaults`.
+    pub config_label: String,
+    /// `SHA256=<hex>` of the config file.
+    pub config_hash: Option<String>,
+    /// `-t`: also print every event to stdout in the sysmonLogView layout.
+    pub debug: bool,
+    pub syslog_path: PathBuf,
+    pub state_dir: PathBuf,
+    pub btf: Option<PathBuf>,
+}
+
+/// Everything one event passes through, with buffers reused from event to event.
+pub struct Pipeline {
+    cx: Enrich,
+    config: Config,
+    event: Event,
+    xml: String,
+    text: String,
+    host: Host,
+    ids: RecordIds,
+    syslog: Syslog,
+    debug: bool,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub records: u64,
+    pub bad_records: u64,
+    pub emitted: u64,
+    pub kernel_drops: u64,
+}
+
+impl Pipeline {
+    pub fn new(settings: &Settings) -> Self {
+        let (ids, err) = RecordIds::open(&settings.state_dir);
+        if let Some(e) = err {
+            eprintln!(
+                "sysmon: EventRecordID not persistent ({}): {e}",
+                settings.state_dir.display()
+            );
+        }
+        Pipeline {
+            cx: Enrich::new(settings.config.hash_algorithms),
+            config: settings.config.clone(),
+            event: Event::new(schema::by_id(schema::PROCESS_CREATE).unwrap()),
+            xml: String::with_capacity(4096),
+            text: String::with_capacity(4096),
+            host: Host::this(),
+            ids,
+            syslog: Syslog::new(&settings.syslog_path),
+            debug: settings.debug,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn seed(&mut self) {
+        self.cx.cache.seed();
+    }
+
+    /// One record from the ring buffer.
+    pub fn record(&mut self, bytes: &[u8]) {
+        self.stats.records += 1;
+        match record::decode(bytes) {
+            Ok(Record::Exec(rec, tail)) => {
+                process_create::build(&mut self.event, &rec, &tail, &mut self.cx);
+                self.emit();
+            }
+            Ok(Record::Exit(rec)) => {
+                process_terminate::build(&mut self.event, &rec, &mut self.cx);
+                self.emit();
+            }
+            Ok(Record::Fork(rec)) => {
+                let h = rec.header;
+                self.cx
+                    .cache
+                    .insert_fork(h.tgid, rec.ppid, rec.uid, rec.start_ns);
+            }
+            Err(_) => self.stats.bad_records += 1,
+        }
+    }
+
+    pub fn service_state(&mut self, state: &str) {
+        service::state(&mut self.event, state);
+        self.emit();
+    }
+
+    pub fn config_changed(&mut self, label: &str, hash: Option<&str>) {
+        service::config(&mut self.event, label, hash);
+        self.emit();
+    }
+
+    pub fn error(&mut self, id: &str, description: &str) {
+        service::error(&mut self.event, id, description);
+        self.emit();
+    }
+
+    /// Judges the current event and, if included, renders and sends it.
+    fn emit(&mut self) {
+        let decision = self.config.rules.decide(&self.event);
+        if !decision.include {
+            return;
+        }
+        if self.event.kind().tag.is_some() {
+            let name = decision.rule_name.unwrap_or("").to_owned();
+            self.event.set(0, &name);
+        }
+        self.config.field_sizes.apply(&mut self.event);
+        self.xml.clear();
+        let id = self.ids.next();
+        render::xml::render(&mut self.xml, &self.event, &self.host, id, clock::wall_ns());
+        let severity = if self.event.id() == schema::ERROR {
+            syslog::ERR
+        } else {
+            syslog::INFO
+        };
+        let _ = self.syslog.send(severity, &self.xml);
+        if self.debug {
+            self.text.clear();
+            render::layout::render(&mut self.text, &self.event);
+            let _ = std::io::stdout().lock().write_all(self.text.as_bytes());
+        }
+        self.stats.emitted += 1;
+    }
+}
+
+/// Loads the programs and runs until SIGTERM or SIGINT.
+pub fn run(settings: Settings) -> Result<()> {
+    let loaded = load::load(&load::Options {
+        btf: settings.btf.as_deref(),
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(loaded, settings))
+}
+
+async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
+    let Loaded {
+        ebpf: _ebpf,
+        ring,
+        drops,
+    } = loaded;
+    let mut pipeline = Pipeline::new(&settings);
+    pipeline.seed();
+    pipeline.config_changed(&settings.config_label, settings.config_hash.as_deref());
+    pipeline.service_state("Started");
+
+    // SAFETY: the ring buffer owns its fd and the AsyncFd owns the ring buffer, so the fd
+    // stays open for as long as it is registered.
+    let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| e.into_parts().1)?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut drop_watch = DropWatch::default();
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                drain(guard.get_inner_mut(), &mut pipeline);
+                guard.clear_ready();
+            }
+            _ = tick.tick() => {
+                let totals = load::drop_totals(&drops);
+                if let Some(msg) = drop_watch.check(&totals) {
+                    eprintln!("sysmon: {msg}");
+                    pipeline.error("KernelDrops", &msg);
+                }
+                pipeline.stats.kernel_drops = drop_watch.total;
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    // Whatever is already in the ring buffer was recorded: send it before stopping.
+    drain(ring.get_mut(), &mut pipeline);
+    pipeline.service_state("Stopped");
+    let s = pipeline.stats;
+    eprintln!(
+        "sysmon: stopped; records {}, bad records {}, events {}, kernel drops {}",
+        s.records, s.bad_records, s.emitted, s.kernel_drops
+    );
+    Ok(())
+}
+
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline) {
+    while let Some(item) = ring.next() {
+        pipeline.record(&item);
+    }
+}
+
+/// Turns growing kernel drop counters into one message per check.
+#[derive(Default)]
+struct DropWatch {
+    seen: Vec<u64>,
+    total: u64,
+}
+
+impl DropWatch {
+    fn check(&mut self, totals: &[(sysmon_common::RecordKind, u64)]) -> Option<String> {
+        self.seen.resize(totals.len(), 0);
+        let mut parts = Vec::new();
+        for (i, (kind, n)) in totals.iter().enumerate() {
+            if *n > self.seen[i] {
+                parts.push(format!("{} {:?} records", n - self.seen[i], kind));
+                self.total += n - self.seen[i];
+                self.seen[i] = *n;
+            }
+        }
+        (!parts.is_empty())
+            .then(|| format!("the kernel ring buffer was full: lost {}", parts.join(", ")))
+    }
+}

@@ -1,0 +1,35 @@
+//! Turning kernel records into Sysmon facts: the process cache, user names, hashes, GUIDs
+//! and wall-clock times.
+
+pub mod cache;
+pub mod clock;
+pub mod guid;
+pub mod hashes;
+pub mod logon;
+pub mod procfs;
+pub mod users;
+
+use crate::rules::HashAlgorithms;
+
+/// Everything the event builders look things up in.
+pub struct Enrich {
+    pub cache: cache::ProcessCache,
+    pub users: users::Users,
+    pub hasher: hashes::Hasher,
+    pub logons: logon::Logons,
+    pub clock: clock::Clock,
+}
+
+impl Enrich {
+    pub fn new(algs: HashAlgorithms) -> Self {
+        let machine = guid::machine_id();
+        let clock = clock::Clock::new();
+        Enrich {
+            cache: cache::ProcessCache::new(machine, clock),
+            users: users::Users::default(),
+            hasher: hashes::Hasher::new(algs),
+            logons: logon::Logons::new(machine),
+            clock,
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Event 1, ProcessCreate, from an exec record. Also teaches the process cache the new
+//! image, whether or not the event is then filtered out.
+
+use sysmon_common::{
+    process::ExecRecord,
+    truncated::{ARGS, CWD, EXE},
+};
+
+use super::{Event, schema};
+use crate::{
+    enrich::{Enrich, cache::Proc, clock, guid::Guid, hashes::FileId, procfs::join_args},
+    kernel::record::ExecTail,
+};
+
+pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich) {
+    ev.reset(schema::by_id(schema::PROCESS_CREATE).unwrap());
+    let pid = rec.header.tgid;
+    let guid = cx.cache.guid(rec.start_ns, rec.end_code);
+
+    ev.push(""); // RuleName
+    clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(rec.start_ns));
+    ev.close();
+    ev.push_fmt(format_args!("{guid}"));
+    ev.push_fmt(format_args!("{pid}"));
+    push_path(ev, tail.exe, rec.flags & EXE != 0);
+    let image_at = ev.len() - 1;
+    // FileVersion, Description, Product, Company, OriginalFileName: no such data on Linux.
+    for _ in 0..5 {
+        ev.push("-");
+    }
+    super::text::push_bytes(ev.buf(), &join_args(tail.args));
+    if rec.flags & ARGS != 0 {
+        ev.buf().push_str("...");
+    }
+    ev.close();
+    let cmdline_at = ev.len() - 1;
+    push_path(ev, tail.cwd, rec.flags & CWD != 0);
+    let user = cx.users.name(rec.uid).map(str::to_owned);
+    ev.push(user.as_deref().unwrap_or(""));
+    let logon = cx.logons.guid(rec.uid, user.as_deref(), rec.tty);
+    ev.push_fmt(format_args!("{logon}"));
+    ev.push_fmt(format_args!("{}", rec.uid & 0xffff));
+    ev.push_fmt(format_args!("{}", rec.sessionid));
+    ev.push("no level");
+    let id = FileId {
+        dev: rec.exe_dev,
+        ino: rec.exe_ino,
+        size: rec.exe_size,
+        mtime_sec: rec.exe_mtime_sec,
+        mtime_nsec: rec.exe_mtime_nsec,
+    };
+    let image = ev.get(image_at).to_owned();
+    let hashes = cx.hasher.hashes(id, pid, &image).unwrap_or("");
+    ev.push(hashes);
+
+    match cx.cache.parent(rec.ppid, rec.start_ns) {
+        Some(p) => {
+            ev.push_fmt(format_args!("{}", p.guid));
+            ev.push_fmt(format_args!("{}", rec.ppid));
+            ev.push(&p.image);
+            ev.push(&p.cmdline);
+            let uid = p.uid;
+            let name = cx.users.name(uid).unwrap_or("").to_owned();
+            ev.push(&name);
+        }
+        None => {
+            ev.push_fmt(format_args!("{}", Guid::ZERO));
+            ev.push_fmt(format_args!("{}", rec.ppid));
+            ev.push("");
+            ev.push("");
+            ev.push("");
+        }
+    }
+
+    let proc = Proc {
+        guid,
+        ppid: rec.ppid,
+        start_ns: rec.start_ns,
+        uid: rec.uid,
+        image: image.into(),
+        cmdline: ev.get(cmdline_at).into(),
+    };
+    cx.cache.insert(pid, proc);
+}
+
+/// A path from the kernel; a path cut at the depth or length bound starts with `+`, as in
+/// Sysmon.
+fn push_path(ev: &mut Event, path: &[u8], truncated: bool) {
+    if truncated && !path.is_empty() {
+        ev.buf().push('+');
+    }
+    super::text::push_bytes(ev.buf(), path);
+    ev.close();
+}

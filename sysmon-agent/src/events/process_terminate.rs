@@ -1,0 +1,33 @@
+//! Event 5, ProcessTerminate, from an exit record (once per process).
+
+use sysmon_common::process::ExitRecord;
+
+use super::{Event, schema};
+use crate::enrich::{Enrich, clock};
+
+pub fn build(ev: &mut Event, rec: &ExitRecord, cx: &mut Enrich) {
+    ev.reset(schema::by_id(schema::PROCESS_TERMINATE).unwrap());
+    let pid = rec.header.tgid;
+    ev.push(""); // RuleName
+    clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(rec.header.time_ns));
+    ev.close();
+    let start = rec.start_ns;
+    let guid = cx.cache.guid(start, 0);
+    match cx.cache.get(pid, Some(start)) {
+        Some(p) => {
+            ev.push_fmt(format_args!("{}", p.guid));
+            ev.push_fmt(format_args!("{pid}"));
+            ev.push(&p.image);
+        }
+        None => {
+            // Unknown to the cache and already gone from /proc: the GUID keeps its start
+            // time (key 0, as Sysmon for a process without memory), the image is unknown.
+            ev.push_fmt(format_args!("{guid}"));
+            ev.push_fmt(format_args!("{pid}"));
+            ev.push("");
+        }
+    }
+    let user = cx.users.name(rec.uid).unwrap_or("").to_owned();
+    ev.push(&user);
+    cx.cache.exited(pid, start);
+}

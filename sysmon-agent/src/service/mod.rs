@@ -1,0 +1,3 @@
+//! The agent as a service: its state files.
+
+pub mod record_id;

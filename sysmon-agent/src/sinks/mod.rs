@@ -1,0 +1,3 @@
+//! Where rendered events leave: syslog (always), stdout (`-t`).
+
+pub mod syslog;
