@@ -1,1 +1,70 @@
-fn main() {}
+//! `cargo xtask`: everything cargo alone cannot do.
+//!
+//! setup       install what the build and the tests need (idempotent, quick when done)
+//! build       build the eBPF programs (nightly, bpfel) and the agent (release)
+//! run         build, then run the agent in the foreground with the default config
+//! test        setup, build, then every test (unit, golden, end-to-end against the kernel)
+//! bench       exec storms at several rates; the agent's CPU, events/s, losses, peak RSS
+
+mod bench;
+mod build;
+mod setup;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the nightly's rust-src, bpf-linker and rsyslog when missing.
+    Setup,
+    /// Build the eBPF object and the agent (release).
+    Build,
+    /// Build, then run `sysmon -t configs/default.xml` (Ctrl-C stops it).
+    Run {
+        /// Config file (default: configs/default.xml).
+        #[arg(long)]
+        config: Option<String>,
+    },
+    /// Setup, build, then run every test in the workspace.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Exec storms at several rates, reporting the agent's cost.
+    Bench(bench::Args),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Setup => setup::all(),
+        Cmd::Build => build::all().map(drop),
+        Cmd::Run { config } => {
+            let bin = build::all()?;
+            let config = config.unwrap_or_else(|| build::root().join("configs/default.xml").display().to_string());
+            build::exec(std::process::Command::new(bin).args(["-accepteula", "-t", &config]))
+        }
+        Cmd::Test { args } => {
+            setup::all()?;
+            let bin = build::all()?;
+            build::run(
+                build::cargo()
+                    .args(["test", "--workspace", "--release"])
+                    .args(args)
+                    .env("SYSMON_BIN", bin),
+            )
+        }
+        Cmd::Bench(args) => {
+            setup::all()?;
+            let bin = build::all()?;
+            bench::run(&bin, &args)
+        }
+    }
+}

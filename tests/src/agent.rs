@@ -1,0 +1,81 @@
+//! The `sysmon` binary, run in the foreground (`-t`) against a private rsyslogd.
+
+use std::{
+    fs::File,
+    path::Path,
+    process::{Child, Command, Stdio},
+};
+
+use crate::{
+    events,
+    rsyslog::{Rsyslog, wait_for},
+};
+
+pub struct Agent {
+    child: Option<Child>,
+    pub pid: u32,
+}
+
+impl Agent {
+    /// Starts the agent and waits for its event 4 `Started` in syslog.
+    pub fn start(syslog: &Rsyslog, dir: &Path, config: Option<&Path>) -> Agent {
+        let mut cmd = Command::new(crate::sysmon_bin());
+        cmd.arg("-accepteula").arg("-t");
+        if let Some(c) = config {
+            cmd.arg(c);
+        }
+        let child = cmd
+            .env("SYSMON_SYSLOG_SOCKET", &syslog.socket)
+            .env("SYSMON_STATE_DIR", dir.join("state"))
+            .stdin(Stdio::null())
+            .stdout(File::create(dir.join("agent.stdout")).unwrap())
+            .stderr(File::create(dir.join("agent.stderr")).unwrap())
+            .spawn()
+            .expect("starting sysmon");
+        let pid = child.id();
+        let mut agent = Agent {
+            child: Some(child),
+            pid,
+        };
+        wait_for(
+            || agent.has_state(syslog, "Started") || agent.exited(dir),
+            "the agent's Started event",
+        );
+        agent
+    }
+
+    fn has_state(&self, syslog: &Rsyslog, state: &str) -> bool {
+        events::parse_lines(&syslog.lines())
+            .iter()
+            .any(|e| e.id == 4 && e.agent_pid == self.pid && e.get("State") == Some(state))
+    }
+
+    fn exited(&mut self, dir: &Path) -> bool {
+        if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+            let err = std::fs::read_to_string(dir.join("agent.stderr")).unwrap_or_default();
+            panic!("sysmon exited early ({status}): {err}");
+        }
+        false
+    }
+
+    /// SIGTERM, then waits for the process to end and for its `Stopped` event in syslog.
+    pub fn stop(mut self, syslog: &Rsyslog) {
+        let mut child = self.child.take().unwrap();
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        assert!(status.success(), "sysmon exited with {status}");
+        wait_for(
+            || self.has_state(syslog, "Stopped"),
+            "the agent's Stopped event",
+        );
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

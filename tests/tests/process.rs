@@ -1,0 +1,194 @@
+//! ProcessCreate and ProcessTerminate end to end: real execs, the real kernel, the agent
+//! binary, a real rsyslogd, events read back with an XML parser.
+
+use std::{
+    collections::{HashMap, HashSet},
+    ffi::OsStr,
+    os::unix::ffi::OsStrExt,
+    process::Command,
+};
+
+use sysmon_tests::{TempDir, agent::Agent, events, kernel_test, rsyslog::Rsyslog, unique};
+
+/// Runs `actions` under a fresh rsyslogd and agent; returns every event the agent wrote.
+fn record(tag: &str, actions: impl FnOnce(&std::path::Path)) -> Vec<events::Event> {
+    let dir = TempDir::new(tag);
+    let syslog = Rsyslog::start(&dir.0);
+    let agent = Agent::start(&syslog, &dir.0, None);
+    let pid = agent.pid;
+    actions(&dir.0);
+    agent.stop(&syslog);
+    events::parse_lines(&syslog.lines())
+        .into_iter()
+        .filter(|e| e.agent_pid == pid)
+        .collect()
+}
+
+fn canonical(p: &str) -> String {
+    std::fs::canonicalize(p).unwrap().display().to_string()
+}
+
+#[test]
+fn five_hundred_execs_give_exactly_five_hundred_creates_and_terminates() {
+    let Some(_serial) = kernel_test("five_hundred_execs") else {
+        return;
+    };
+    const N: usize = 500;
+    let token = format!("e2e-{}", unique());
+    let mut children = HashMap::new();
+    let workdir = TempDir::new("cwd");
+    let events = record("execs", |_| {
+        for i in 0..N {
+            let arg = format!("{token}-{i}");
+            let mut child = Command::new("/bin/true")
+                .arg(&arg)
+                .current_dir(&workdir.0)
+                .spawn()
+                .unwrap();
+            children.insert(child.id().to_string(), arg);
+            assert!(child.wait().unwrap().success());
+        }
+    });
+
+    let me = std::process::id().to_string();
+    let test_image = std::env::current_exe().unwrap().display().to_string();
+    let cwd = canonical(workdir.0.to_str().unwrap());
+    let creates: Vec<_> = events
+        .iter()
+        .filter(|e| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token)))
+        .collect();
+    assert_eq!(creates.len(), N, "ProcessCreate events for our execs");
+    let mut guids = HashSet::new();
+    for e in &creates {
+        let pid = e.get("ProcessId").unwrap();
+        let arg = children
+            .get(pid)
+            .unwrap_or_else(|| panic!("unexpected ProcessId {pid}"));
+        let want = [
+            ("CommandLine", format!("/bin/true {arg}")),
+            ("CurrentDirectory", cwd.clone()),
+            ("Image", canonical("/bin/true")),
+            ("ParentProcessId", me.clone()),
+            ("ParentImage", test_image.clone()),
+            ("User", "root".into()),
+            ("ParentUser", "root".into()),
+            ("IntegrityLevel", "no level".into()),
+        ];
+        for (field, value) in want {
+            assert_eq!(e.get(field), Some(value.as_str()), "{field} of pid {pid}");
+        }
+        assert!(e.get("Hashes").unwrap().starts_with("SHA256="), "Hashes");
+        assert_ne!(
+            e.get("ParentProcessGuid"),
+            Some("{00000000-0000-0000-0000-000000000000}")
+        );
+        assert!(
+            guids.insert(e.get("ProcessGuid").unwrap().to_string()),
+            "duplicate ProcessGuid"
+        );
+    }
+    let terminates: Vec<_> = events
+        .iter()
+        .filter(|e| e.id == 5 && guids.contains(e.get("ProcessGuid").unwrap()))
+        .collect();
+    assert_eq!(terminates.len(), N, "one ProcessTerminate per process");
+    let ended: HashSet<_> = terminates
+        .iter()
+        .map(|e| e.get("ProcessGuid").unwrap())
+        .collect();
+    assert_eq!(ended.len(), N, "no duplicate ProcessTerminate");
+    for e in &terminates {
+        assert!(children.contains_key(e.get("ProcessId").unwrap()));
+        assert_eq!(e.get("Image"), Some(canonical("/bin/true").as_str()));
+        assert_eq!(e.get("User"), Some("root"));
+    }
+}
+
+#[test]
+fn awkward_arguments_give_well_formed_xml_with_the_original_text() {
+    let Some(_serial) = kernel_test("awkward_arguments") else {
+        return;
+    };
+    let token = format!("esc-{}", unique());
+    let big = "B".repeat(20 * 1024);
+    let huge = "H".repeat(40 * 1024);
+    // (argument bytes, how the CommandLine shows them)
+    let cases: Vec<(Vec<u8>, String)> = vec![
+        (
+            b"<tag> & \"dq\" 'sq'".to_vec(),
+            "<tag> & \"dq\" 'sq'".into(),
+        ),
+        (
+            b"line1\nline2\r\ttab".to_vec(),
+            "line1\nline2\r\ttab".into(),
+        ),
+        (
+            b"bad\xff\xfeutf8 caf\xc3\xa9".to_vec(),
+            "bad\\xff\\xfeutf8 café".into(),
+        ),
+        (b"bell\x07".to_vec(), "bell\\x07".into()),
+        (big.clone().into_bytes(), big),
+    ];
+    let events = record("escape", |_| {
+        for (i, (arg, _)) in cases.iter().enumerate() {
+            let status = Command::new("/bin/true")
+                .arg(format!("{token}-{i}"))
+                .arg(OsStr::from_bytes(arg))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let status = Command::new("/bin/true")
+            .arg(format!("{token}-huge"))
+            .arg(&huge)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
+    for (i, (_, want)) in cases.iter().enumerate() {
+        let marker = format!("{token}-{i} ");
+        let e = events
+            .iter()
+            .find(|e| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&marker)))
+            .unwrap_or_else(|| panic!("no event for case {i}"));
+        assert_eq!(
+            e.get("CommandLine"),
+            Some(format!("/bin/true {marker}{want}").as_str()),
+            "case {i}"
+        );
+    }
+    // Past the documented 32 KiB bound the command line is cut and marked with "...".
+    let marker = format!("{token}-huge ");
+    let e = events
+        .iter()
+        .find(|e| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&marker)))
+        .expect("event for the huge argument");
+    let cmd = e.get("CommandLine").unwrap();
+    assert!(cmd.ends_with("HHH..."), "truncation marked");
+    assert_eq!(cmd.len(), 32 * 1024 + 3, "cut at the 32 KiB bound");
+}
+
+#[test]
+fn events_reach_rsyslog_as_sysmon_user_info_with_rising_record_ids() {
+    let Some(_serial) = kernel_test("rsyslog_path") else {
+        return;
+    };
+    let token = format!("sys-{}", unique());
+    let events = record("syslog", |_| {
+        Command::new("/bin/true").arg(&token).status().unwrap();
+    });
+    let create = events
+        .iter()
+        .find(|e| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token)))
+        .expect("our exec reached rsyslog");
+    assert_eq!(create.syslog, "sysmon user info");
+    // Event 16 then event 4 Started come first; record ids only go up.
+    assert_eq!(events[0].id, 16);
+    assert_eq!(events[1].id, 4);
+    assert_eq!(events[1].get("State"), Some("Started"));
+    assert_eq!(events.last().unwrap().get("State"), Some("Stopped"));
+    assert!(
+        events.windows(2).all(|w| w[0].record_id < w[1].record_id),
+        "EventRecordID rises"
+    );
+}

@@ -1,0 +1,60 @@
+//! Building the eBPF object with the nightly toolchain, then the agent that embeds it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The eBPF object's path after `ebpf()`.
+pub fn ebpf_object() -> PathBuf {
+    root().join("sysmon-ebpf/target/bpfel-unknown-none/release/sysmon")
+}
+
+/// A `cargo` for the workspace, on the stable toolchain.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Builds sysmon-ebpf for bpfel-unknown-none with the nightly (its rust-toolchain.toml).
+pub fn ebpf() -> Result<()> {
+    let mut c = Command::new("cargo");
+    c.current_dir(root().join("sysmon-ebpf")).args(["+nightly", "build", "--release"]);
+    // Variables set by the outer (stable) cargo must not leak into the nightly build.
+    for var in ["RUSTC", "RUSTC_WRAPPER", "RUSTUP_TOOLCHAIN", "CARGO", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+        c.env_remove(var);
+    }
+    c.env("PATH", crate::setup::path_with_cargo_bin());
+    run(&mut c).context("building the eBPF programs (did `cargo xtask setup` run?)")
+}
+
+/// Builds everything; returns the `sysmon` binary.
+pub fn all() -> Result<PathBuf> {
+    ebpf()?;
+    run(cargo()
+        .args(["build", "--release", "-p", "sysmon-agent"])
+        .env("SYSMON_EBPF_OBJ", ebpf_object()))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    Ok(target.join("release/sysmon"))
+}
+
+pub fn run(c: &mut Command) -> Result<()> {
+    let status = c.status().with_context(|| format!("starting {c:?}"))?;
+    if !status.success() {
+        bail!("{c:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Runs a command in the foreground, passing its exit code through.
+pub fn exec(c: &mut Command) -> Result<()> {
+    let status = c.status().with_context(|| format!("starting {c:?}"))?;
+    std::process::exit(status.code().unwrap_or(1));
+}

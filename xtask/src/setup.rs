@@ -1,0 +1,71 @@
+//! Installs what the build and the tests need, once: each step checks before it acts.
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context, Result};
+
+use crate::build::run;
+
+pub fn all() -> Result<()> {
+    rust_src()?;
+    bpf_linker()?;
+    rsyslog()
+}
+
+fn cargo_bin() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+    home.join("bin")
+}
+
+/// PATH with cargo's bin directory (where bpf-linker goes) in front.
+pub fn path_with_cargo_bin() -> std::ffi::OsString {
+    let mut paths = vec![cargo_bin()];
+    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(paths).unwrap()
+}
+
+/// rust-src for the nightly, which `-Z build-std=core` needs.
+fn rust_src() -> Result<()> {
+    let sysroot = Command::new("rustc").args(["+nightly", "--print", "sysroot"]).output()
+        .context("the nightly toolchain is needed for the eBPF programs")?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
+    if PathBuf::from(&sysroot).join("lib/rustlib/src/rust/library/core").exists() {
+        return Ok(());
+    }
+    eprintln!("setup: adding rust-src to the nightly toolchain");
+    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+/// bpf-linker 0.10, which loads the nightly's own libLLVM: no system LLVM needed.
+fn bpf_linker() -> Result<()> {
+    let have = Command::new(cargo_bin().join("bpf-linker")).arg("--version").output();
+    if have.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(" 0.10.")) {
+        return Ok(());
+    }
+    eprintln!("setup: installing bpf-linker (about a minute)");
+    run(Command::new("cargo")
+        .args(["+stable", "install", "bpf-linker", "--version", "~0.10", "--locked"])
+        .env_remove("RUSTUP_TOOLCHAIN"))
+}
+
+/// rsyslogd, for the tests that send events through a real syslog daemon.
+fn rsyslog() -> Result<()> {
+    if which("rsyslogd") {
+        return Ok(());
+    }
+    eprintln!("setup: installing rsyslog");
+    let quiet = |c: &mut Command| c.env("DEBIAN_FRONTEND", "noninteractive").status().map(|s| s.success());
+    quiet(Command::new("apt-get").args(["update", "-qq"]))?;
+    if !quiet(Command::new("apt-get").args(["install", "-y", "-qq", "rsyslog"]))? {
+        anyhow::bail!("apt-get install rsyslog failed");
+    }
+    Ok(())
+}
+
+fn which(name: &str) -> bool {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .any(|d| d.join(name).exists())
+}
