@@ -1,0 +1,151 @@
+//! Exec storms at fixed rates with the agent running (default config, real rsyslogd):
+//! the agent's CPU (user+sys over the run), events per second, lost events, peak RSS.
+
+use std::{
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+use sysmon_tests::{TempDir, agent::Agent, events, rsyslog::Rsyslog, unique};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Exec rates to run, per second.
+    #[arg(long, value_delimiter = ',', default_value = "100,400,1600")]
+    rates: Vec<u32>,
+    /// Seconds of load at each rate.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+pub fn run(bin: &Path, args: &Args) -> Result<()> {
+    // SAFETY: set before any thread starts.
+    unsafe { std::env::set_var("SYSMON_BIN", bin) };
+    println!(
+        "{:>8} {:>10} {:>9} {:>10} {:>9} {:>8} {:>8} {:>9} {:>10}",
+        "target/s", "execs/s", "events/s", "agent CPU%", "µs/exec", "lost", "drops", "peak RSS", "rsyslog%"
+    );
+    for &rate in &args.rates {
+        let r = one(rate, Duration::from_secs(args.seconds));
+        println!(
+            "{:>8} {:>10.0} {:>9.0} {:>10.2} {:>9.1} {:>8} {:>8} {:>6} MiB {:>10.2}",
+            rate,
+            r.execs as f64 / r.load_secs,
+            r.events as f64 / r.load_secs,
+            r.agent_cpu_secs / r.wall_secs * 100.0,
+            r.agent_cpu_secs / r.execs.max(1) as f64 * 1e6,
+            r.execs.saturating_sub(r.events),
+            r.kernel_drops,
+            r.peak_rss_kib / 1024,
+            r.rsyslog_cpu_secs / r.wall_secs * 100.0,
+        );
+    }
+    Ok(())
+}
+
+struct Run {
+    execs: u64,
+    events: u64,
+    load_secs: f64,
+    wall_secs: f64,
+    agent_cpu_secs: f64,
+    rsyslog_cpu_secs: f64,
+    peak_rss_kib: u64,
+    kernel_drops: u64,
+}
+
+fn one(rate: u32, length: Duration) -> Run {
+    let dir = TempDir::new("bench");
+    let syslog = Rsyslog::start(&dir.0);
+    let agent = Agent::start(&syslog, &dir.0, None);
+    let rsyslog_pid = std::fs::read_to_string(dir.0.join("rsyslogd.pid")).unwrap_or_default();
+    let rsyslog_pid: u32 = rsyslog_pid.trim().parse().unwrap_or(0);
+    let token = format!("bench-{}", unique());
+    let (cpu0, rs0) = (cpu_secs(agent.pid), cpu_secs(rsyslog_pid));
+    let start = Instant::now();
+
+    // One fork+exec+wait takes about a millisecond here, so high rates need several
+    // generators, each paced to its share.
+    let threads = rate.div_ceil(300).max(1);
+    let execs: u64 = std::thread::scope(|s| {
+        let gens: Vec<_> = (0..threads)
+            .map(|_| s.spawn(|| generate(rate as f64 / threads as f64, length, &token, start)))
+            .collect();
+        gens.into_iter().map(|g| g.join().unwrap()).sum()
+    });
+    let load_secs = start.elapsed().as_secs_f64();
+    // Let the agent catch up: wait until every exec is in syslog or nothing moves for 3 s.
+    let count = || {
+        events::parse_lines(&syslog.lines())
+            .iter()
+            .filter(|e| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token)))
+            .count() as u64
+    };
+    let (mut last, mut still) = (0, Instant::now());
+    loop {
+        let n = count();
+        if n >= execs || still.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        if n != last {
+            (last, still) = (n, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let wall_secs = start.elapsed().as_secs_f64();
+    let agent_cpu_secs = cpu_secs(agent.pid) - cpu0;
+    let rsyslog_cpu_secs = cpu_secs(rsyslog_pid) - rs0;
+    let peak_rss_kib = status_kib(agent.pid, "VmHWM:");
+    agent.stop(&syslog);
+    let stderr = std::fs::read_to_string(dir.0.join("agent.stderr")).unwrap_or_default();
+    let kernel_drops = stderr
+        .rsplit("kernel drops ")
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    Run {
+        execs,
+        events: count(),
+        load_secs,
+        wall_secs,
+        agent_cpu_secs,
+        rsyslog_cpu_secs,
+        peak_rss_kib,
+        kernel_drops,
+    }
+}
+
+/// Execs `/bin/true <token>` at `rate` per second until `length` has passed since `start`.
+fn generate(rate: f64, length: Duration, token: &str, start: Instant) -> u64 {
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let mut execs = 0u64;
+    while start.elapsed() < length {
+        if Command::new("/bin/true").arg(token).status().is_ok_and(|s| s.success()) {
+            execs += 1;
+        }
+        if let Some(wait) = (period * execs as u32).checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    execs
+}
+
+/// user + system CPU seconds of a process so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or(0)
+}
