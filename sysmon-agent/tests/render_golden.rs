@@ -8,13 +8,24 @@ use sysmon_agent::{
 };
 
 const CASES: &[(&str, &str)] = &[
-    (include_str!("golden/spec-inputs.txt"), include_str!("golden/spec-examples.xml")),
-    (include_str!("golden/escape-inputs.txt"), include_str!("golden/escape.xml")),
+    (
+        include_str!("golden/spec-inputs.txt"),
+        include_str!("golden/spec-examples.xml"),
+    ),
+    (
+        include_str!("golden/escape-inputs.txt"),
+        include_str!("golden/escape.xml"),
+    ),
 ];
 
 #[test]
 fn renders_golden_lines() {
-    let host = Host { computer: "web01".into(), pid: 812, tid: 812, euid: 0 };
+    let host = Host {
+        computer: "web01".into(),
+        pid: 812,
+        tid: 812,
+        euid: 0,
+    };
     for (inputs, golden) in CASES {
         let want: Vec<&str> = golden.lines().collect();
         let got: Vec<String> = parse_inputs(inputs)
@@ -32,15 +43,26 @@ fn renders_golden_lines() {
     }
 }
 
+/// (event id, record id, SystemTime, (field, value) pairs).
+type Input = (u16, u64, i128, Vec<(String, String)>);
+
 /// `event <id> record <n> time <SystemTime>` then `  Field=value` lines (`\t \n \r` escaped).
 fn parse_inputs(text: &str) -> Vec<(Event, u64, i128)> {
-    let mut out: Vec<(u16, u64, i128, Vec<(String, String)>)> = vec![];
+    let mut out: Vec<Input> = vec![];
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("event ") {
             let w: Vec<&str> = rest.split(' ').collect();
-            out.push((w[0].parse().unwrap(), w[2].parse().unwrap(), system_time(w[4]), vec![]));
+            out.push((
+                w[0].parse().unwrap(),
+                w[2].parse().unwrap(),
+                system_time(w[4]),
+                vec![],
+            ));
         } else if let Some((k, v)) = line.trim_start().split_once('=') {
-            let v = v.replace("\\t", "\t").replace("\\n", "\n").replace("\\r", "\r");
+            let v = v
+                .replace("\\t", "\t")
+                .replace("\\n", "\n")
+                .replace("\\r", "\r");
             out.last_mut().unwrap().3.push((k.to_string(), v));
         }
     }
@@ -50,9 +72,17 @@ fn parse_inputs(text: &str) -> Vec<(Event, u64, i128)> {
             let mut ev = Event::new(kind);
             for name in kind.fields {
                 let v = fields.iter().find(|(k, _)| k == name);
-                ev.push(v.unwrap_or_else(|| panic!("event {id} input lacks {name}")).1.as_str());
+                ev.push(
+                    v.unwrap_or_else(|| panic!("event {id} input lacks {name}"))
+                        .1
+                        .as_str(),
+                );
             }
-            assert_eq!(fields.len(), kind.fields.len(), "event {id}: unknown input field");
+            assert_eq!(
+                fields.len(),
+                kind.fields.len(),
+                "event {id}: unknown input field"
+            );
             (ev, record, time)
         })
         .collect()

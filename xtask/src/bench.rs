@@ -25,7 +25,15 @@ pub fn run(bin: &Path, args: &Args) -> Result<()> {
     unsafe { std::env::set_var("SYSMON_BIN", bin) };
     println!(
         "{:>8} {:>10} {:>9} {:>10} {:>9} {:>8} {:>8} {:>9} {:>10}",
-        "target/s", "execs/s", "events/s", "agent CPU%", "µs/exec", "lost", "drops", "peak RSS", "rsyslog%"
+        "target/s",
+        "execs/s",
+        "events/s",
+        "agent CPU%",
+        "µs/exec",
+        "lost",
+        "drops",
+        "peak RSS",
+        "rsyslog%"
     );
     for &rate in &args.rates {
         let r = one(rate, Duration::from_secs(args.seconds));
@@ -122,7 +130,11 @@ fn generate(rate: f64, length: Duration, token: &str, start: Instant) -> u64 {
     let period = Duration::from_secs_f64(1.0 / rate);
     let mut execs = 0u64;
     while start.elapsed() < length {
-        if Command::new("/bin/true").arg(token).status().is_ok_and(|s| s.success()) {
+        if Command::new("/bin/true")
+            .arg(token)
+            .status()
+            .is_ok_and(|s| s.success())
+        {
             execs += 1;
         }
         if let Some(wait) = (period * execs as u32).checked_sub(start.elapsed()) {
@@ -135,7 +147,9 @@ fn generate(rate: f64, length: Duration, token: &str, start: Instant) -> u64 {
 /// user + system CPU seconds of a process so far.
 fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
         + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
@@ -146,6 +160,13 @@ fn status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }

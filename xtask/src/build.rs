@@ -8,7 +8,10 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The eBPF object's path after `ebpf()`.
@@ -26,9 +29,19 @@ pub fn cargo() -> Command {
 /// Builds sysmon-ebpf for bpfel-unknown-none with the nightly (its rust-toolchain.toml).
 pub fn ebpf() -> Result<()> {
     let mut c = Command::new("cargo");
-    c.current_dir(root().join("sysmon-ebpf")).args(["+nightly", "build", "--release"]);
+    c.current_dir(root().join("sysmon-ebpf"))
+        .args(["+nightly", "build", "--release"]);
     // Variables set by the outer (stable) cargo must not leak into the nightly build.
-    for var in ["RUSTC", "RUSTC_WRAPPER", "RUSTUP_TOOLCHAIN", "CARGO", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+    for var in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
         c.env_remove(var);
     }
     c.env("PATH", crate::setup::path_with_cargo_bin());
@@ -41,7 +54,9 @@ pub fn all() -> Result<PathBuf> {
     run(cargo()
         .args(["build", "--release", "-p", "sysmon-agent"])
         .env("SYSMON_EBPF_OBJ", ebpf_object()))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
     Ok(target.join("release/sysmon"))
 }
 

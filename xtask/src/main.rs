@@ -48,7 +48,12 @@ fn main() -> Result<()> {
         Cmd::Build => build::all().map(drop),
         Cmd::Run { config } => {
             let bin = build::all()?;
-            let config = config.unwrap_or_else(|| build::root().join("configs/default.xml").display().to_string());
+            let config = config.unwrap_or_else(|| {
+                build::root()
+                    .join("configs/default.xml")
+                    .display()
+                    .to_string()
+            });
             build::exec(std::process::Command::new(bin).args(["-accepteula", "-t", &config]))
         }
         Cmd::Test { args } => {

@@ -15,23 +15,32 @@ pub fn all() -> Result<()> {
 fn cargo_bin() -> PathBuf {
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        });
     home.join("bin")
 }
 
 /// PATH with cargo's bin directory (where bpf-linker goes) in front.
 pub fn path_with_cargo_bin() -> std::ffi::OsString {
     let mut paths = vec![cargo_bin()];
-    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     std::env::join_paths(paths).unwrap()
 }
 
 /// rust-src for the nightly, which `-Z build-std=core` needs.
 fn rust_src() -> Result<()> {
-    let sysroot = Command::new("rustc").args(["+nightly", "--print", "sysroot"]).output()
+    let sysroot = Command::new("rustc")
+        .args(["+nightly", "--print", "sysroot"])
+        .output()
         .context("the nightly toolchain is needed for the eBPF programs")?;
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
-    if PathBuf::from(&sysroot).join("lib/rustlib/src/rust/library/core").exists() {
+    if PathBuf::from(&sysroot)
+        .join("lib/rustlib/src/rust/library/core")
+        .exists()
+    {
         return Ok(());
     }
     eprintln!("setup: adding rust-src to the nightly toolchain");
@@ -40,13 +49,24 @@ fn rust_src() -> Result<()> {
 
 /// bpf-linker 0.10, which loads the nightly's own libLLVM: no system LLVM needed.
 fn bpf_linker() -> Result<()> {
-    let have = Command::new(cargo_bin().join("bpf-linker")).arg("--version").output();
-    if have.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(" 0.10.")) {
+    let have = Command::new(cargo_bin().join("bpf-linker"))
+        .arg("--version")
+        .output();
+    if have
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(" 0.10."))
+    {
         return Ok(());
     }
     eprintln!("setup: installing bpf-linker (about a minute)");
     run(Command::new("cargo")
-        .args(["+stable", "install", "bpf-linker", "--version", "~0.10", "--locked"])
+        .args([
+            "+stable",
+            "install",
+            "bpf-linker",
+            "--version",
+            "~0.10",
+            "--locked",
+        ])
         .env_remove("RUSTUP_TOOLCHAIN"))
 }
 
@@ -56,7 +76,11 @@ fn rsyslog() -> Result<()> {
         return Ok(());
     }
     eprintln!("setup: installing rsyslog");
-    let quiet = |c: &mut Command| c.env("DEBIAN_FRONTEND", "noninteractive").status().map(|s| s.success());
+    let quiet = |c: &mut Command| {
+        c.env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map(|s| s.success())
+    };
     quiet(Command::new("apt-get").args(["update", "-qq"]))?;
     if !quiet(Command::new("apt-get").args(["install", "-y", "-qq", "rsyslog"]))? {
         anyhow::bail!("apt-get install rsyslog failed");

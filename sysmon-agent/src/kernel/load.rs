@@ -15,8 +15,10 @@ use super::btf;
 /// The object built by `cargo xtask build-ebpf`, embedded by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sysmon.bpf.o"));
 
-/// Ring buffer size: room for several thousand records while user space catches up.
-const RING_BYTES: u32 = 64 * 1024 * 1024;
+/// Ring buffer size. Exec records are compact (a few hundred bytes typically), so 16 MiB
+/// holds tens of thousands of them while user space catches up. User space maps it (twice,
+/// for wrap-around), which shows in the agent's RSS.
+const RING_BYTES: u32 = 16 * 1024 * 1024;
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 const BPFFS: &str = "/sys/fs/bpf";
@@ -61,6 +63,8 @@ pub fn load(opts: &Options) -> Result<Loaded> {
     fork.attach("sched_process_fork")
         .context("attaching sched_process_fork")?;
 
+    // Parsing BTF took tens of MiB that the process no longer needs.
+    unsafe { libc::malloc_trim(0) };
     let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS")?)?;
     let drops = PerCpuArray::try_from(ebpf.take_map("DROPS").context("map DROPS")?)?;
     Ok(Loaded { ebpf, ring, drops })

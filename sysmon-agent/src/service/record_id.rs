@@ -38,7 +38,7 @@ impl RecordIds {
     }
 
     /// The next id: the current value, then one more (the first event gets 0, as Sysmon).
-    pub fn next(&mut self) -> u64 {
+    pub fn take(&mut self) -> u64 {
         match self.map {
             // SAFETY: the mapping is 8 bytes, aligned, and lives as long as self.
             Some(p) => unsafe { (*p).fetch_add(1, Ordering::Relaxed) },
@@ -89,10 +89,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sysmon-ids-{}", std::process::id()));
         let (mut a, err) = RecordIds::open(&dir);
         assert!(err.is_none());
-        assert_eq!(a.next(), 0);
-        assert_eq!(a.next(), 1);
+        assert_eq!(a.take(), 0);
+        assert_eq!(a.take(), 1);
         let (mut b, _) = RecordIds::open(&dir);
-        assert_eq!(b.next(), 2);
+        assert_eq!(b.take(), 2);
         let _ = fs::remove_dir_all(&dir);
     }
 }
