@@ -1,0 +1,262 @@
+//! `--tree`: process trees rebuilt from ProcessGuid / ParentProcessGuid, each process with
+//! its command line and, in log order, its children and its network, file, raw-read,
+//! process-access and exit events.
+//!
+//! A parent that never had its own event 1 in the input (it started before the log did) is
+//! built from the child's Parent* fields and marked as such.
+
+use super::colour::Palette;
+use super::event::Event;
+use super::text::to_display_string;
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+enum Item {
+    Child(usize),
+    /// Event id (for colour), time, text.
+    Activity(u32, String, String),
+}
+
+#[derive(Default)]
+struct Proc {
+    guid: String,
+    pid: String,
+    image: String,
+    command_line: String,
+    user: String,
+    started: Option<String>,
+    parent: Option<usize>,
+    items: Vec<Item>,
+}
+
+#[derive(Default)]
+pub struct Tree {
+    index: HashMap<String, usize>,
+    procs: Vec<Proc>,
+    scratch: Vec<u8>,
+}
+
+impl Tree {
+    pub fn add(&mut self, e: &Event) {
+        match e.id {
+            1 => self.add_create(e),
+            3 => {
+                let arrow = if self.get(e, b"Initiated") == "false" {
+                    "<-"
+                } else {
+                    "->"
+                };
+                let text = format!(
+                    "network {} {}:{} {arrow} {}:{}{}",
+                    self.get(e, b"Protocol"),
+                    self.get(e, b"SourceIp"),
+                    self.get(e, b"SourcePort"),
+                    self.get(e, b"DestinationIp"),
+                    self.get(e, b"DestinationPort"),
+                    self.rule(e),
+                );
+                self.activity(e, b"ProcessGuid", text);
+            }
+            5 => self.activity(e, b"ProcessGuid", "exited".into()),
+            9 => {
+                let text = format!("raw read {}{}", self.get(e, b"Device"), self.rule(e));
+                self.activity(e, b"ProcessGuid", text);
+            }
+            10 => {
+                let text = format!(
+                    "access {} [{}] {}{}",
+                    self.get(e, b"TargetImage"),
+                    self.get(e, b"TargetProcessId"),
+                    self.get(e, b"GrantedAccess"),
+                    self.rule(e),
+                );
+                self.activity(e, b"SourceProcessGUID", text);
+            }
+            11 => {
+                let text = format!(
+                    "file create {}{}",
+                    self.get(e, b"TargetFilename"),
+                    self.rule(e)
+                );
+                self.activity(e, b"ProcessGuid", text);
+            }
+            23 => {
+                let text = format!(
+                    "file delete {}{}",
+                    self.get(e, b"TargetFilename"),
+                    self.rule(e)
+                );
+                self.activity(e, b"ProcessGuid", text);
+            }
+            // Service state, config change and errors belong to no process.
+            _ => {}
+        }
+    }
+
+    fn add_create(&mut self, e: &Event) {
+        let Some(me) = self.node(e, b"ProcessGuid") else {
+            return;
+        };
+        let time = self.get(e, b"UtcTime");
+        let (pid, image, cmd, user) = (
+            self.get(e, b"ProcessId"),
+            self.get(e, b"Image"),
+            self.get(e, b"CommandLine"),
+            self.get(e, b"User"),
+        );
+        let p = &mut self.procs[me];
+        (p.pid, p.image, p.command_line, p.user) = (pid, image, cmd, user);
+        p.started = Some(time);
+        if p.parent.is_some() {
+            return;
+        }
+        let Some(parent) = self.node(e, b"ParentProcessGuid") else {
+            return;
+        };
+        if parent == me {
+            return;
+        }
+        if self.procs[parent].started.is_none() && self.procs[parent].image.is_empty() {
+            let (pid, image, cmd, user) = (
+                self.get(e, b"ParentProcessId"),
+                self.get(e, b"ParentImage"),
+                self.get(e, b"ParentCommandLine"),
+                self.get(e, b"ParentUser"),
+            );
+            let p = &mut self.procs[parent];
+            (p.pid, p.image, p.command_line, p.user) = (pid, image, cmd, user);
+        }
+        self.procs[me].parent = Some(parent);
+        self.procs[parent].items.push(Item::Child(me));
+    }
+
+    fn activity(&mut self, e: &Event, guid_field: &[u8], text: String) {
+        let Some(me) = self.node(e, guid_field) else {
+            return;
+        };
+        if self.procs[me].image.is_empty() {
+            let image = self.get(e, b"Image");
+            let pid = self.get(e, b"ProcessId");
+            let p = &mut self.procs[me];
+            (p.image, p.pid) = (image, pid);
+        }
+        let time = self.get(e, b"UtcTime");
+        self.procs[me].items.push(Item::Activity(e.id, time, text));
+    }
+
+    /// The process named by `field`, created on first sight; `None` for no/empty GUIDs.
+    fn node(&mut self, e: &Event, field: &[u8]) -> Option<usize> {
+        let guid = self.get(e, field);
+        if guid.is_empty() || guid == "-" || guid.trim_matches(['{', '}', '0', '-']).is_empty() {
+            return None;
+        }
+        if let Some(&i) = self.index.get(&guid) {
+            return Some(i);
+        }
+        let i = self.procs.len();
+        self.procs.push(Proc {
+            guid: guid.clone(),
+            ..Proc::default()
+        });
+        self.index.insert(guid, i);
+        Some(i)
+    }
+
+    fn get(&mut self, e: &Event, field: &[u8]) -> String {
+        e.field(field)
+            .map(|raw| to_display_string(raw, &mut self.scratch))
+            .unwrap_or_default()
+    }
+
+    fn rule(&mut self, e: &Event) -> String {
+        match self.get(e, b"RuleName") {
+            r if r.is_empty() || r == "-" => String::new(),
+            r => format!(" [{r}]"),
+        }
+    }
+
+    pub fn write(&self, w: &mut impl Write, p: Palette) -> io::Result<()> {
+        let mut shown = vec![false; self.procs.len()];
+        let roots = (0..self.procs.len()).filter(|&i| self.procs[i].parent.is_none());
+        for root in roots {
+            self.write_from(w, p, root, &mut shown)?;
+        }
+        // Only a parent cycle (a corrupt log) leaves processes unshown.
+        for i in 0..self.procs.len() {
+            if !shown[i] {
+                self.write_from(w, p, i, &mut shown)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Depth-first with an explicit stack, so a long chain of processes cannot overflow
+    /// the call stack. Each process's items print in log order, a child's subtree at the
+    /// place where the child started.
+    fn write_from(
+        &self,
+        w: &mut impl Write,
+        p: Palette,
+        root: usize,
+        shown: &mut [bool],
+    ) -> io::Result<()> {
+        shown[root] = true;
+        self.write_proc(w, p, root, "")?;
+        // (process, prefix of its item lines, next item)
+        let mut stack = vec![(root, String::new(), 0)];
+        while let Some((i, prefix, next)) = stack.last_mut() {
+            let items = &self.procs[*i].items;
+            let Some(item) = items.get(*next) else {
+                stack.pop();
+                continue;
+            };
+            *next += 1;
+            let (branch, cont) = if *next == items.len() {
+                ("└─ ", "   ")
+            } else {
+                ("├─ ", "│  ")
+            };
+            let lead = format!("{prefix}{branch}");
+            match item {
+                Item::Activity(id, time, text) => {
+                    let (dim, colour, reset) = (p.name(), p.header(*id), p.reset());
+                    writeln!(w, "{lead}{dim}{time}{reset} {colour}{text}{reset}")?;
+                }
+                Item::Child(c) => {
+                    if std::mem::replace(&mut shown[*c], true) {
+                        continue;
+                    }
+                    let child_prefix = format!("{prefix}{cont}");
+                    self.write_proc(w, p, *c, &lead)?;
+                    stack.push((*c, child_prefix, 0));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_proc(&self, w: &mut impl Write, p: Palette, i: usize, lead: &str) -> io::Result<()> {
+        let proc_ = &self.procs[i];
+        write!(
+            w,
+            "{lead}{}{}{}",
+            p.header(1),
+            or_dash(&proc_.image),
+            p.reset()
+        )?;
+        write!(w, " [{}] {}", or_dash(&proc_.pid), proc_.command_line)?;
+        write!(w, "  {}{}", p.name(), proc_.guid)?;
+        if !proc_.user.is_empty() {
+            write!(w, " user {}", proc_.user)?;
+        }
+        match &proc_.started {
+            Some(t) => write!(w, " started {t}")?,
+            None => write!(w, " (started before the log)")?,
+        }
+        writeln!(w, "{}", p.reset())
+    }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
