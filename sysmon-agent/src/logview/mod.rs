@@ -173,7 +173,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> i32 {
         }
     };
     if opts.show_settings {
-        println!("{opts:#?}");
+        print!("{}", opts.describe());
         return 0;
     }
     let stdout = io::stdout();

@@ -87,6 +87,8 @@ pub struct Options {
     pub mode: Mode,
     pub color: ColorChoice,
     pub files: Vec<PathBuf>,
+    /// The `-t` argument as given, for `-T`.
+    times_text: Option<String>,
 }
 
 /// What to do instead of running: print `text` to stdout (help) or stderr (error) and exit.
@@ -202,7 +204,56 @@ impl Options {
             mode,
             color: a.color,
             files: a.files,
+            times_text: a.times,
         })
+    }
+}
+
+impl Options {
+    /// The settings in readable form, for `-T`.
+    pub fn describe(&self) -> String {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let list = |v: &[Vec<u8>]| v.iter().map(|b| text(b)).collect::<Vec<_>>().join(",");
+        let mut s = String::new();
+        let ids: Vec<String> = self.events.iter().map(u32::to_string).collect();
+        let ids = if ids.is_empty() {
+            "all".to_string()
+        } else {
+            ids.join(",")
+        };
+        s += &format!("Event IDs: {ids}\n");
+        let (lo, hi) = self.records;
+        let hi = if hi == u64::MAX {
+            "max".to_string()
+        } else {
+            hi.to_string()
+        };
+        s += &format!("EventRecordID range: {lo} - {hi}\n");
+        s += &format!(
+            "Time range: {}\n",
+            self.times_text.as_deref().unwrap_or("all")
+        );
+        for (name, values) in &self.fields {
+            s += &format!("Field filter: {} = {}\n", text(name), list(values));
+        }
+        let mut select: Vec<_> = self.select.iter().collect();
+        select.sort_by_key(|(id, _)| **id);
+        for (id, names) in select {
+            s += &format!("Fields of event {id}: {}\n", list(names));
+        }
+        if !self.keys.is_empty() {
+            s += &format!("RuleName keys: {}\n", list(&self.keys));
+        }
+        s += &format!("Blank line after event: {}\n", self.blank);
+        s += &format!("Output: {:?}, colour {:?}\n", self.mode, self.color);
+        let files: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+        let files = if files.is_empty() {
+            "stdin".to_string()
+        } else {
+            files.join(" ")
+        };
+        s += &format!("Input: {files}\n");
+        s
     }
 }
 

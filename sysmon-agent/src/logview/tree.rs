@@ -29,6 +29,29 @@ struct Proc {
     items: Vec<Item>,
 }
 
+/// The fields that name the process an event belongs to.
+#[derive(Clone, Copy)]
+struct Actor {
+    guid: &'static [u8],
+    pid: &'static [u8],
+    image: &'static [u8],
+    user: &'static [u8],
+}
+
+const PROCESS: Actor = Actor {
+    guid: b"ProcessGuid",
+    pid: b"ProcessId",
+    image: b"Image",
+    user: b"User",
+};
+/// Event 10 names its actor with a Source prefix.
+const SOURCE: Actor = Actor {
+    guid: b"SourceProcessGUID",
+    pid: b"SourceProcessId",
+    image: b"SourceImage",
+    user: b"SourceUser",
+};
+
 #[derive(Default)]
 pub struct Tree {
     index: HashMap<String, usize>,
@@ -47,20 +70,21 @@ impl Tree {
                     "->"
                 };
                 let text = format!(
-                    "network {} {}:{} {arrow} {}:{}{}",
+                    "network {} {} {arrow} {}{}",
                     self.get(e, b"Protocol"),
-                    self.get(e, b"SourceIp"),
-                    self.get(e, b"SourcePort"),
-                    self.get(e, b"DestinationIp"),
-                    self.get(e, b"DestinationPort"),
+                    endpoint(&self.get(e, b"SourceIp"), &self.get(e, b"SourcePort")),
+                    endpoint(
+                        &self.get(e, b"DestinationIp"),
+                        &self.get(e, b"DestinationPort")
+                    ),
                     self.rule(e),
                 );
-                self.activity(e, b"ProcessGuid", text);
+                self.activity(e, PROCESS, text);
             }
-            5 => self.activity(e, b"ProcessGuid", "exited".into()),
+            5 => self.activity(e, PROCESS, "exited".into()),
             9 => {
                 let text = format!("raw read {}{}", self.get(e, b"Device"), self.rule(e));
-                self.activity(e, b"ProcessGuid", text);
+                self.activity(e, PROCESS, text);
             }
             10 => {
                 let text = format!(
@@ -70,7 +94,7 @@ impl Tree {
                     self.get(e, b"GrantedAccess"),
                     self.rule(e),
                 );
-                self.activity(e, b"SourceProcessGUID", text);
+                self.activity(e, SOURCE, text);
             }
             11 => {
                 let text = format!(
@@ -78,7 +102,7 @@ impl Tree {
                     self.get(e, b"TargetFilename"),
                     self.rule(e)
                 );
-                self.activity(e, b"ProcessGuid", text);
+                self.activity(e, PROCESS, text);
             }
             23 => {
                 let text = format!(
@@ -86,7 +110,7 @@ impl Tree {
                     self.get(e, b"TargetFilename"),
                     self.rule(e)
                 );
-                self.activity(e, b"ProcessGuid", text);
+                self.activity(e, PROCESS, text);
             }
             // Service state, config change and errors belong to no process.
             _ => {}
@@ -130,15 +154,16 @@ impl Tree {
         self.procs[parent].items.push(Item::Child(me));
     }
 
-    fn activity(&mut self, e: &Event, guid_field: &[u8], text: String) {
-        let Some(me) = self.node(e, guid_field) else {
+    fn activity(&mut self, e: &Event, actor: Actor, text: String) {
+        let Some(me) = self.node(e, actor.guid) else {
             return;
         };
         if self.procs[me].image.is_empty() {
-            let image = self.get(e, b"Image");
-            let pid = self.get(e, b"ProcessId");
+            let image = self.get(e, actor.image);
+            let pid = self.get(e, actor.pid);
+            let user = self.get(e, actor.user);
             let p = &mut self.procs[me];
-            (p.image, p.pid) = (image, pid);
+            (p.image, p.pid, p.user) = (image, pid, user);
         }
         let time = self.get(e, b"UtcTime");
         self.procs[me].items.push(Item::Activity(e.id, time, text));
@@ -244,7 +269,10 @@ impl Tree {
             or_dash(&proc_.image),
             p.reset()
         )?;
-        write!(w, " [{}] {}", or_dash(&proc_.pid), proc_.command_line)?;
+        write!(w, " [{}]", or_dash(&proc_.pid))?;
+        if !proc_.command_line.is_empty() {
+            write!(w, " {}", proc_.command_line)?;
+        }
         write!(w, "  {}{}", p.name(), proc_.guid)?;
         if !proc_.user.is_empty() {
             write!(w, " user {}", proc_.user)?;
@@ -254,6 +282,15 @@ impl Tree {
             None => write!(w, " (started before the log)")?,
         }
         writeln!(w, "{}", p.reset())
+    }
+}
+
+/// `ip:port`, with IPv6 addresses in brackets.
+fn endpoint(ip: &str, port: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
     }
 }
 
