@@ -41,6 +41,7 @@ pub struct Stats {
     /// Lines that held one of our events, readable or not.
     pub events: u64,
     pub shown: u64,
+    /// Lines that were ours but could not be read (or were too long).
     pub bad: u64,
 }
 
@@ -97,7 +98,7 @@ impl<'o> Viewer<'o> {
             let line = match line {
                 Line::Text(t) => t,
                 Line::TooLong => {
-                    self.note(err, name, line_no, "line too long, skipped")?;
+                    self.bad_line(err, name, line_no, "line too long, skipped")?;
                     continue;
                 }
             };
@@ -109,8 +110,7 @@ impl<'o> Viewer<'o> {
             let event = match self.parser.parse(xml) {
                 Ok(e) => e,
                 Err(why) => {
-                    self.stats.bad += 1;
-                    self.note(err, name, line_no, &format!("{why}, skipped"))?;
+                    self.bad_line(err, name, line_no, &format!("{why}, skipped"))?;
                     continue;
                 }
             };
@@ -147,13 +147,23 @@ impl<'o> Viewer<'o> {
         Ok(())
     }
 
-    fn note(&self, err: &mut impl Write, name: &str, line_no: u64, what: &str) -> io::Result<()> {
+    /// Counts an unreadable line and notes it on stderr, up to [`MAX_NOTES`] notes.
+    fn bad_line(
+        &mut self,
+        err: &mut impl Write,
+        name: &str,
+        line_no: u64,
+        what: &str,
+    ) -> io::Result<()> {
+        self.stats.bad += 1;
         match self.stats.bad {
-            n if n < MAX_NOTES => writeln!(err, "sysmonLogView: {name}:{line_no}: {what}"),
-            MAX_NOTES => writeln!(
-                err,
-                "sysmonLogView: further notes about unreadable lines suppressed"
-            ),
+            n if n <= MAX_NOTES => writeln!(err, "sysmonLogView: {name}:{line_no}: {what}"),
+            n if n == MAX_NOTES + 1 => {
+                writeln!(
+                    err,
+                    "sysmonLogView: further notes about unreadable lines suppressed"
+                )
+            }
             _ => Ok(()),
         }
     }
@@ -234,4 +244,38 @@ pub fn run(
     }
     viewer.finish(out, err)?;
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_capped_and_counted() {
+        let opts = Options::parse(["sysmonLogView".to_string()]).unwrap();
+        let input = "host sysmon: <Event><System>\n".repeat(150);
+        let mut viewer = Viewer::new(&opts, Palette::new(false));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        viewer
+            .read(input.as_bytes(), "in", &mut out, &mut err)
+            .unwrap();
+        viewer.finish(&mut out, &mut err).unwrap();
+        let err = String::from_utf8(err).unwrap();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), MAX_NOTES as usize + 2);
+        assert_eq!(
+            lines[0],
+            "sysmonLogView: in:1: truncated event (no </Event>), skipped"
+        );
+        assert_eq!(
+            lines[MAX_NOTES as usize],
+            "sysmonLogView: further notes about unreadable lines suppressed"
+        );
+        assert_eq!(
+            lines[MAX_NOTES as usize + 1],
+            "sysmonLogView: 150 unreadable event lines in all"
+        );
+        assert!(out.is_empty());
+        assert_eq!(viewer.stats.bad, 150);
+    }
 }
