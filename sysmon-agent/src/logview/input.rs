@@ -1,7 +1,9 @@
 //! Reading input: lines out of a reused buffer, and finding our event inside a line.
 
-use memchr::{memchr, memmem};
+use memchr::memchr;
+use memchr::memmem::Finder;
 use std::io::{self, Read};
+use std::sync::LazyLock;
 
 const CHUNK: usize = 1 << 20;
 /// Longer lines are not ours (SfL caps an event at 64 KiB; syslog daemons cut shorter) and
@@ -117,14 +119,16 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 /// first `<Event>`. A line that starts with `<Event>` (a bare event, e.g. from `sysmon -t`
 /// or a file sink) is taken as is. Other lines are not ours.
 pub fn find_event(line: &[u8]) -> Option<&[u8]> {
-    const EVENT: &[u8] = b"<Event>";
+    // Built once: a searcher per call costs more than the search on short syslog prefixes.
+    static TAG: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b" sysmon"));
+    static EVENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"<Event>"));
     let trimmed = line.trim_ascii_start();
-    if trimmed.starts_with(EVENT) {
+    if trimmed.starts_with(b"<Event>") {
         return Some(trimmed);
     }
-    let tag = memmem::find(line, b" sysmon")?;
-    let rest = &line[tag + 7..];
-    let at = memmem::find(rest, EVENT)?;
+    let tag = TAG.find(line)?;
+    let rest = &line[tag + TAG.needle().len()..];
+    let at = EVENT.find(rest)?;
     Some(&rest[at..])
 }
 

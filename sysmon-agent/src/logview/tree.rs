@@ -297,3 +297,63 @@ fn endpoint(ip: &str, port: &str) -> String {
 fn or_dash(s: &str) -> &str {
     if s.is_empty() { "-" } else { s }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::event::Parser;
+    use super::*;
+
+    fn create(guid: u32, parent: u32) -> String {
+        format!(
+            "<Event><System><EventID>1</EventID><EventRecordID>{guid}</EventRecordID></System><EventData>\
+             <Data Name=\"UtcTime\">t{guid}</Data><Data Name=\"ProcessGuid\">{{g{guid}}}</Data>\
+             <Data Name=\"ProcessId\">{guid}</Data><Data Name=\"Image\">/bin/p{guid}</Data>\
+             <Data Name=\"CommandLine\">p{guid}</Data><Data Name=\"ParentProcessGuid\">{{g{parent}}}</Data>\
+             <Data Name=\"ParentProcessId\">{parent}</Data><Data Name=\"ParentImage\">/bin/p{parent}</Data>\
+             </EventData></Event>"
+        )
+    }
+
+    fn render(lines: &[String]) -> String {
+        let mut tree = Tree::default();
+        let mut parser = Parser::default();
+        for l in lines {
+            tree.add(&parser.parse(l.as_bytes()).unwrap());
+        }
+        let mut out = Vec::new();
+        tree.write(&mut out, Palette::new(false)).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn deep_chain_does_not_overflow() {
+        let lines: Vec<String> = (1..3_000).map(|i| create(i, i - 1)).collect();
+        let out = render(&lines);
+        assert_eq!(out.lines().count(), 3_000);
+        assert!(out.starts_with("/bin/p0 [0]  {g0} (started before the log)\n"));
+    }
+
+    #[test]
+    fn parent_cycle_is_still_shown_once() {
+        // A corrupt log: 1's parent is 2 and 2's parent is 1; neither is a root.
+        let out = render(&[create(1, 2), create(2, 1)]);
+        assert_eq!(out.matches("/bin/p1 [1] p1").count(), 1, "{out}");
+        assert_eq!(out.matches("/bin/p2 [2] p2").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn activity_and_children_in_log_order() {
+        let net = "<Event><System><EventID>3</EventID><EventRecordID>9</EventRecordID></System><EventData>\
+                   <Data Name=\"UtcTime\">t9</Data><Data Name=\"ProcessGuid\">{g1}</Data>\
+                   <Data Name=\"Protocol\">tcp</Data><Data Name=\"Initiated\">false</Data>\
+                   <Data Name=\"SourceIp\">::1</Data><Data Name=\"SourcePort\">22</Data>\
+                   <Data Name=\"DestinationIp\">10.0.0.1</Data><Data Name=\"DestinationPort\">5000</Data>\
+                   </EventData></Event>";
+        let out = render(&[create(1, 0), net.to_string(), create(2, 1)]);
+        let want = "/bin/p0 [0]  {g0} (started before the log)\n\
+                    └─ /bin/p1 [1] p1  {g1} started t1\n   \
+                    ├─ t9 network tcp [::1]:22 <- 10.0.0.1:5000\n   \
+                    └─ /bin/p2 [2] p2  {g2} started t2\n";
+        assert_eq!(out, want);
+    }
+}
