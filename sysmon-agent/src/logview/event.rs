@@ -110,7 +110,7 @@ impl Parser {
                         return Err(Error::Malformed("close tag without open tag"));
                     }
                     depth -= 1;
-                    if &xml[stack[depth].clone()] != name {
+                    if !same(&xml[stack[depth].clone()], name) {
                         return Err(Error::Malformed("mismatched close tag"));
                     }
                     // Event > System|EventData > leaf: the only texts we read.
@@ -194,6 +194,13 @@ impl Parser {
             _ => Err(Error::MissingId),
         }
     }
+}
+
+/// Byte compare for tag names: a few bytes long, where a call to memcmp costs more than
+/// the compare.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 fn shift(r: Range<usize>, by: usize) -> Range<usize> {
