@@ -81,15 +81,15 @@ fn text_events_stream_one_by_one() {
         while read_line(r)? != "\n" {}
         Some(head)
     });
-    assert_eq!(heads.len(), 17, "{heads:?}");
+    assert_eq!(heads.len(), 18, "{heads:?}");
     assert_eq!(heads[0], "Event SYSMONEVENT_SERVICE_CONFIGURATION_CHANGE\n");
-    assert_eq!(heads[16], "Event SYSMONEVENT_SERVICE_STATE_CHANGE\n");
+    assert_eq!(heads[17], "Event SYSMONEVENT_SERVICE_STATE_CHANGE\n");
 }
 
 #[test]
 fn json_events_stream_one_by_one() {
     let heads = feed(&["--json"], read_line);
-    assert_eq!(heads.len(), 17);
+    assert_eq!(heads.len(), 18);
     for h in &heads {
         let v: serde_json::Value = serde_json::from_str(h).unwrap();
         assert!(v["EventID"].is_u64());
