@@ -35,8 +35,10 @@ pub fn run(bin: &Path, args: &Args) -> Result<()> {
         "peak RSS",
         "rsyslog%"
     );
+    let mut points = vec![];
     for &rate in &args.rates {
         let r = one(rate, Duration::from_secs(args.seconds));
+        points.push((r.execs as f64 / r.load_secs, r.agent_cpu_secs / r.wall_secs));
         println!(
             "{:>8} {:>10.0} {:>9.0} {:>10.2} {:>9.1} {:>8} {:>8} {:>6} MiB {:>10.2}",
             rate,
@@ -48,6 +50,17 @@ pub fn run(bin: &Path, args: &Args) -> Result<()> {
             r.kernel_drops,
             r.peak_rss_kib / 1024,
             r.rsyslog_cpu_secs / r.wall_secs * 100.0,
+        );
+    }
+    // Other processes on the machine make events too, so the agent is never idle: the
+    // cost of one exec is the slope of CPU over exec rate, between the lowest and highest.
+    if let (Some(lo), Some(hi)) = (points.first(), points.last())
+        && hi.0 > lo.0
+    {
+        let us = (hi.1 - lo.1) / (hi.0 - lo.0) * 1e6;
+        println!(
+            "marginal agent CPU per exec (slope {:.0}/s → {:.0}/s): {us:.1} µs",
+            lo.0, hi.0
         );
     }
     Ok(())

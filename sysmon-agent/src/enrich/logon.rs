@@ -11,7 +11,8 @@ use super::guid::Guid;
 /// Login times from utmp, re-read at most every `REFRESH`.
 pub struct Logons {
     machine: u32,
-    times: HashMap<(String, u32), u32>,
+    /// pts number → (user, login time) of the sessions on it.
+    times: HashMap<u32, Vec<(String, u32)>>,
     read_at: Option<Instant>,
 }
 
@@ -34,8 +35,8 @@ impl Logons {
             self.read_at = Some(Instant::now());
         }
         let seconds = user
-            .and_then(|u| self.times.get(&(u.to_string(), tty)).copied())
-            .unwrap_or(0);
+            .and_then(|u| self.times.get(&tty)?.iter().find(|(name, _)| name == u))
+            .map_or(0, |(_, t)| *t);
         Guid {
             machine: self.machine,
             seconds,
@@ -45,7 +46,7 @@ impl Logons {
 }
 
 /// (user, pts number) → login time, from the user-process records of utmp.
-fn read_utmp() -> HashMap<(String, u32), u32> {
+fn read_utmp() -> HashMap<u32, Vec<(String, u32)>> {
     let mut out = HashMap::new();
     unsafe {
         libc::setutxent();
@@ -63,7 +64,10 @@ fn read_utmp() -> HashMap<(String, u32), u32> {
                 .to_string_lossy()
                 .into_owned();
             if let Some(n) = line.strip_prefix("pts/").and_then(|n| n.parse().ok()) {
-                out.entry((user, n)).or_insert(e.ut_tv.tv_sec as u32);
+                let sessions: &mut Vec<(String, u32)> = out.entry(n).or_default();
+                if !sessions.iter().any(|(u, _)| *u == user) {
+                    sessions.push((user, e.ut_tv.tv_sec as u32));
+                }
             }
         }
         libc::endutxent();

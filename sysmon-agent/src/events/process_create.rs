@@ -35,9 +35,9 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
     ev.close();
     let cmdline_at = ev.len() - 1;
     push_path(ev, tail.cwd, rec.flags & CWD != 0);
-    let user = cx.users.name(rec.uid).map(str::to_owned);
-    ev.push(user.as_deref().unwrap_or(""));
-    let logon = cx.logons.guid(rec.uid, user.as_deref(), rec.tty);
+    let user = cx.users.name(rec.uid);
+    ev.push(user.unwrap_or(""));
+    let logon = cx.logons.guid(rec.uid, user, rec.tty);
     ev.push_fmt(format_args!("{logon}"));
     ev.push_fmt(format_args!("{}", rec.uid & 0xffff));
     ev.push_fmt(format_args!("{}", rec.sessionid));
@@ -49,7 +49,7 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
         mtime_sec: rec.exe_mtime_sec,
         mtime_nsec: rec.exe_mtime_nsec,
     };
-    let image = ev.get(image_at).to_owned();
+    let image: Box<str> = ev.get(image_at).into();
     let hashes = cx.hasher.hashes(id, pid, &image).unwrap_or("");
     ev.push(hashes);
 
@@ -59,9 +59,7 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
             ev.push_fmt(format_args!("{}", rec.ppid));
             ev.push(&p.image);
             ev.push(&p.cmdline);
-            let uid = p.uid;
-            let name = cx.users.name(uid).unwrap_or("").to_owned();
-            ev.push(&name);
+            ev.push(cx.users.name(p.uid).unwrap_or(""));
         }
         None => {
             ev.push_fmt(format_args!("{}", Guid::ZERO));
@@ -77,7 +75,7 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
         ppid: rec.ppid,
         start_ns: rec.start_ns,
         uid: rec.uid,
-        image: image.into(),
+        image,
         cmdline: ev.get(cmdline_at).into(),
     };
     cx.cache.insert(pid, proc);

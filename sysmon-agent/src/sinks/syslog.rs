@@ -19,6 +19,9 @@ pub struct Syslog {
     path: PathBuf,
     sock: Option<UnixDatagram>,
     buf: String,
+    /// The RFC 3164 timestamp of `stamp_sec`, formatted once per second.
+    stamp: String,
+    stamp_sec: i64,
     /// Messages the daemon could not take.
     pub failed: u64,
 }
@@ -29,6 +32,8 @@ impl Syslog {
             path: path.to_owned(),
             sock: None,
             buf: String::new(),
+            stamp: String::new(),
+            stamp_sec: -1,
             failed: 0,
         };
         let _ = s.connect();
@@ -47,7 +52,13 @@ impl Syslog {
         self.buf.push('<');
         self.buf.push_str(itoa(FACILITY_USER | severity));
         self.buf.push('>');
-        push_timestamp(&mut self.buf);
+        let now = unsafe { libc::time(std::ptr::null_mut()) };
+        if now != self.stamp_sec {
+            self.stamp.clear();
+            push_timestamp(&mut self.stamp, now);
+            self.stamp_sec = now;
+        }
+        self.buf.push_str(&self.stamp);
         self.buf.push_str(" sysmon: ");
         self.buf.push_str(msg);
         let first = match &self.sock {
@@ -76,12 +87,11 @@ fn itoa(n: u8) -> &'static str {
 }
 
 /// `Mmm dd hh:mm:ss` in local time, as RFC 3164 and glibc.
-fn push_timestamp(out: &mut String) {
+fn push_timestamp(out: &mut String, t: libc::time_t) {
     use std::fmt::Write;
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let t = unsafe { libc::time(std::ptr::null_mut()) };
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     unsafe { libc::localtime_r(&t, &mut tm) };
     let _ = write!(
