@@ -54,34 +54,21 @@ pub fn wall_ns() -> i128 {
 
 /// `YYYY-MM-DD HH:MM:SS.mmm` (UtcTime fields), milliseconds truncated.
 pub fn write_utc_time(out: &mut String, epoch_ns: i128) {
-    let (d, ns) = split(epoch_ns);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
-        d.0,
-        d.1,
-        d.2,
-        d.3,
-        d.4,
-        d.5,
-        ns / 1_000_000
-    );
+    let ns = write_date_time(out, epoch_ns, ' ');
+    let _ = write!(out, ".{:03}", ns / 1_000_000);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.uuuuuu000Z` (TimeCreated/@SystemTime): 100 ns precision, as Sysmon.
 pub fn write_system_time(out: &mut String, epoch_ns: i128) {
-    let (d, ns) = split(epoch_ns);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-        d.0,
-        d.1,
-        d.2,
-        d.3,
-        d.4,
-        d.5,
-        ns / 100 * 100
-    );
+    let ns = write_date_time(out, epoch_ns, 'T');
+    let _ = write!(out, ".{:09}Z", ns / 100 * 100);
+}
+
+/// Writes `YYYY-MM-DD<sep>HH:MM:SS`; returns the nanoseconds left over.
+fn write_date_time(out: &mut String, epoch_ns: i128, sep: char) -> u32 {
+    let ((y, mo, d, h, mi, s), ns) = split(epoch_ns);
+    let _ = write!(out, "{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}");
+    ns
 }
 
 type Civil = (i64, u32, u32, u32, u32, u32);
