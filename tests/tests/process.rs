@@ -192,3 +192,77 @@ fn events_reach_rsyslog_as_sysmon_user_info_with_rising_record_ids() {
         "EventRecordID rises"
     );
 }
+
+#[test]
+fn parent_fields_correlate_with_the_parents_own_event() {
+    let Some(_serial) = kernel_test("parent_correlation") else {
+        return;
+    };
+    let token = format!("par-{}", unique());
+    // The trailing builtin keeps the shell from exec'ing the last command in its own place.
+    let script = format!("/bin/true {token}-a; /bin/true {token}-b; :");
+    let events = record("parent", |_| {
+        assert!(
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&script)
+                .status()
+                .unwrap()
+                .success()
+        );
+    });
+    let find = |needle: &str| {
+        events
+            .iter()
+            .find(|e| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.ends_with(needle)))
+            .unwrap_or_else(|| panic!("no ProcessCreate ending with {needle}"))
+    };
+    let shell = find(&script);
+    for child in [find(&format!("{token}-a")), find(&format!("{token}-b"))] {
+        assert_eq!(child.get("ParentProcessGuid"), shell.get("ProcessGuid"));
+        assert_eq!(child.get("ParentProcessId"), shell.get("ProcessId"));
+        assert_eq!(child.get("ParentImage"), shell.get("Image"));
+        assert_eq!(
+            child.get("ParentCommandLine"),
+            shell.get("CommandLine"),
+            "full parent command line"
+        );
+    }
+}
+
+#[test]
+fn a_multithreaded_process_ends_with_one_terminate() {
+    let Some(_serial) = kernel_test("one_terminate_per_process") else {
+        return;
+    };
+    let token = format!("thr-{}", unique());
+    // Four threads that end before the main thread, and one main thread.
+    let code = "import threading,time,sys\n\
+                ts=[threading.Thread(target=time.sleep,args=(0.05,)) for _ in range(4)]\n\
+                [t.start() for t in ts]\n[t.join() for t in ts]";
+    let mut pid = 0;
+    let events = record("threads", |_| {
+        let mut child = Command::new("python3")
+            .args(["-c", code, &token])
+            .spawn()
+            .unwrap();
+        pid = child.id();
+        assert!(child.wait().unwrap().success());
+    });
+    let pid = pid.to_string();
+    // `python3` may be a wrapper that execs the interpreter: the process's last image counts.
+    let create = events
+        .iter()
+        .rfind(|e| e.id == 1 && e.get("ProcessId") == Some(&pid))
+        .expect("ProcessCreate of the python process");
+    let ends: Vec<_> = events
+        .iter()
+        .filter(|e| e.id == 5 && e.get("ProcessId") == Some(&pid))
+        .collect();
+    assert_eq!(
+        ends.len(),
+        1,
+        "one ProcessTerminate for a process with five threads"
+    );
+    assert_eq!(ends[0].get("ProcessGuid"), create.get("ProcessGuid"));
+}
