@@ -21,11 +21,7 @@ pub struct Event {
 
 impl Event {
     pub fn new(kind: &'static EventKind) -> Self {
-        Event {
-            kind,
-            buf: String::with_capacity(1024),
-            ends: Vec::with_capacity(32),
-        }
+        Event { kind, buf: String::with_capacity(1024), ends: Vec::with_capacity(32) }
     }
 
     /// Starts a new event of `kind`, keeping the buffers.
@@ -61,10 +57,7 @@ impl Event {
 
     /// Value of the named field, if this event has it.
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.kind
-            .field_index(name)
-            .filter(|i| *i < self.len())
-            .map(|i| self.get(i))
+        self.kind.field_index(name).filter(|i| *i < self.len()).map(|i| self.get(i))
     }
 
     /// (name, value) pairs in schema order.
@@ -126,14 +119,7 @@ mod tests {
     #[test]
     fn fields_round_trip_and_set_shifts_later_values() {
         let mut e = Event::new(schema::by_id(schema::PROCESS_TERMINATE).unwrap());
-        for v in [
-            "",
-            "2024-05-14 09:21:07.731",
-            "{g}",
-            "2345",
-            "/usr/bin/curl",
-            "alice",
-        ] {
+        for v in ["", "2024-05-14 09:21:07.731", "{g}", "2345", "/usr/bin/curl", "alice"] {
             e.push(v);
         }
         assert!(e.is_complete());
