@@ -79,3 +79,51 @@ fn filter_line(out: &mut String, indent: &str, f: &FilterSpec) {
         f.value
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::load;
+
+    /// The sample of spec §4.5, byte for byte.
+    #[test]
+    fn layout_matches_sysmon() {
+        let config = load(
+            "<Sysmon schemaversion=\"4.50\"><FieldSizes>CommandLine:100,Image:20</FieldSizes><EventFiltering>\
+             <NetworkConnect onmatch=\"exclude\"><Image condition=\"is\">/usr/sbin/chronyd</Image></NetworkConnect>\
+             <RuleGroup name=\"\" groupRelation=\"or\"><ProcessCreate onmatch=\"include\">\
+             <Image condition=\"end with\">/bash</Image>\
+             <Rule name=\"powershell by cmd\" groupRelation=\"and\"><Image condition=\"end with\">pwsh</Image>\
+             <ParentImage condition=\"contains\">sshd</ParentImage></Rule></ProcessCreate></RuleGroup>\
+             </EventFiltering></Sysmon>",
+        );
+        let want = " - Field Sizes:                   CommandLine:100,Image:20\n\
+                    \n\
+                    Rule configuration (version 4.50):\n \
+                    - ProcessCreate                      onmatch: include   combine rules using 'Or'\n\
+                    \tImage                          filter: end with     value: '/bash'\n\
+                    \tCompound Rule powershell by cmd   combine using And\n\
+                    \t    Image                          filter: end with     value: 'pwsh'\n\
+                    \t    ParentImage                    filter: contains     value: 'sshd'\n \
+                    - NetworkConnect                     onmatch: exclude   combine rules using 'And'\n\
+                    \tImage                          filter: is           value: '/usr/sbin/chronyd'\n";
+        assert_eq!(config.dump(), want);
+    }
+
+    #[test]
+    fn values_keep_their_case_and_empty_configs_say_so() {
+        let config = load(
+            "<Sysmon schemaversion=\"4.81\"><EventFiltering><ProcessCreate onmatch=\"include\">\
+             <Rule groupRelation=\"or\"><Image>C:\\Windows\\CMD.exe</Image></Rule></ProcessCreate></EventFiltering></Sysmon>",
+        );
+        let dump = config.dump();
+        assert!(dump.contains("value: 'C:\\Windows\\CMD.exe'"), "{dump}");
+        assert!(
+            dump.contains("\tCompound Rule 0001   combine using Or"),
+            "{dump}"
+        );
+        assert_eq!(
+            load("<Sysmon schemaversion=\"4.81\"/>").dump(),
+            "No rules installed\n"
+        );
+    }
+}
