@@ -46,8 +46,7 @@ pub(crate) fn parse(text: &str) -> Result<Node, (usize, String)> {
             )
         })?;
         match event {
-            Event::Start(e) | Event::Empty(e) if stack.len() >= MAX_DEPTH => {
-                let _ = e;
+            Event::Start(_) | Event::Empty(_) if stack.len() >= MAX_DEPTH => {
                 return Err((
                     at,
                     format!("elements nested deeper than {MAX_DEPTH} levels"),

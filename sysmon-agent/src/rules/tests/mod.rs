@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod conformance;
+mod encodings;
 mod examples;
 mod real_world;
 
