@@ -698,50 +698,44 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+const RASPPPOE: &str = "MD5=3DCFC79E16BA9A0DA42D466237F25120,SHA256=2E2630A58C1488ADE720136FE4A3C493A6045F08C3C1EBBB8642C07B0B7C6649,IMPHASH=3E419F563516B0B50BB14CFE54E4F1AC";
+const DELL: &str = "10b30bdee43b3a2ec4aa63375577ade650269d25;d2fd132ab7bbc6bbb87a84f026fa0244";
+const SIGNED: &str = "failed: failed: Signing queue is full";
+
 /// Stand-in for sysmonconfig-export-omega.xml: a long `contains any` hash list whose last
 /// item must still match, under a long rule name.
 fn case_40() -> Case {
     let hashes: Vec<String> = (0..400u32)
         .map(|i| format!("{:064x}", (i as u128 + 1) * 0x9e37_79b9_7f4a_7c15))
         .collect();
-    let last = "d2fd132ab7bbc6bbb87a84f026fa0244";
     let name = "MR=T1195,Tec=Supply Chain Compromise,Tac=Initial Access,Alert=Vulnerable Dell Drivers Detected,Risk=10";
     let body = format!(
         "<RuleGroup name=\"\" groupRelation=\"or\"><DriverLoad onmatch=\"include\">\
-         <Hashes condition=\"contains any\" name=\"{name}\">{};{last}</Hashes></DriverLoad></RuleGroup>\
+         <Hashes condition=\"contains any\" name=\"{name}\">{};d2fd132ab7bbc6bbb87a84f026fa0244</Hashes></DriverLoad></RuleGroup>\
          <RuleGroup name=\"\" groupRelation=\"or\"><DriverLoad onmatch=\"exclude\">\
          <Signature condition=\"is\">Microsoft Windows</Signature></DriverLoad></RuleGroup>",
         hashes.join(";")
     );
-    let dell: &'static str = Box::leak(
-        format!("MD5=10b30bdee43b3a2ec4aa63375577ade650269d25,SHA256={last}").into_boxed_str(),
-    );
+    let driver = |file: &'static str, hashes: &'static str| {
+        vec![
+            ("ImageLoaded", file),
+            ("Hashes", hashes),
+            ("Signed", SIGNED),
+        ]
+    };
     Case {
         n: "40 long contains any list: the last item matches",
         xml: sysmon("4.70", &body),
         checks: vec![
             (
                 DL,
-                vec![
-                    (
-                        "ImageLoaded",
-                        "C:\\Windows\\System32\\drivers\\raspppoe.sys",
-                    ),
-                    (
-                        "Hashes",
-                        "MD5=7F3D5B4C9A9F4B1D2E1A3B4C5D6E7F80,SHA256=0123,IMPHASH=ABCD",
-                    ),
-                    ("Signature", "Microsoft Windows"),
-                ],
+                driver("c:\\Windows\\System32\\drivers\\raspppoe.sys", RASPPPOE),
                 EX,
                 "",
             ),
             (
                 DL,
-                vec![
-                    ("ImageLoaded", "C:\\drivers\\anydriver.sys"),
-                    ("Hashes", dell),
-                ],
+                driver("c:\\Windows\\System32\\drivers\\anydriver.sys", DELL),
                 IN,
                 name,
             ),
