@@ -1,7 +1,15 @@
 //! The Sysmon configuration engine: parse, compile once, evaluate.
 //!
 //! `load_file`/`parse_bytes` read a Sysmon XML config (spec §3, our differences in
-//! docs/config.md) into a [`Config`]; `config.rules.decide(&event)` judges one event.
+//! docs/config.md) into a [`Config`]; errors name file, line and column. Then, per event:
+//! `config.rules.decide(&event)` (include? RuleName?) and, for kept events,
+//! `config.field_sizes.apply(&mut event)`. `config.rules.is_active(id)` says which probes the
+//! config needs; `config.dump()` is `sysmon -c`; [`print_schema`] and [`config_help`] are
+//! `sysmon -s` and `sysmon -? config`.
+//!
+//! Files: `encoding` (bytes → text) → `xml` (element tree) → `parse` (checks, config as
+//! written: `model`, `options`) → `compile` (per-event-id entries) → `evaluate` (with
+//! `conditions`).
 
 mod compile;
 mod conditions;
