@@ -126,6 +126,7 @@ mod tests {
             sha1: true,
             md5: true,
             sha256: true,
+            imphash: false,
         };
         let got = digest(File::open(&dir).unwrap(), all).unwrap();
         std::fs::remove_file(&dir).unwrap();

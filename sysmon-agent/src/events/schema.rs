@@ -57,6 +57,10 @@ pub static EVENTS: &[EventKind] = &[
         "LogonGuid", "LogonId", "TerminalSessionId", "IntegrityLevel", "Hashes",
         "ParentProcessGuid", "ParentProcessId", "ParentImage", "ParentCommandLine", "ParentUser",
     ]),
+    kind!(2, "SYSMONEVENT_FILE_TIME", Some("FileCreateTime"), version 5, level 4, false, false, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "TargetFilename",
+        "CreationUtcTime", "PreviousCreationUtcTime", "User",
+    ]),
     kind!(NETWORK_CONNECT, "SYSMONEVENT_NETWORK_CONNECT", Some("NetworkConnect"), version 5, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "User", "Protocol",
         "Initiated", "SourceIsIpv6", "SourceIp", "SourceHostname", "SourcePort",
@@ -68,6 +72,19 @@ pub static EVENTS: &[EventKind] = &[
     ]),
     kind!(PROCESS_TERMINATE, "SYSMONEVENT_PROCESS_TERMINATE", Some("ProcessTerminate"), version 3, level 4, true, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "User",
+    ]),
+    kind!(6, "SYSMONEVENT_DRIVER_LOAD", Some("DriverLoad"), version 4, level 4, false, false, [
+        "RuleName", "UtcTime", "ImageLoaded", "Hashes", "Signed", "Signature", "SignatureStatus",
+    ]),
+    kind!(7, "SYSMONEVENT_IMAGE_LOAD", Some("ImageLoad"), version 3, level 4, false, false, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "ImageLoaded", "FileVersion",
+        "Description", "Product", "Company", "OriginalFileName", "Hashes", "Signed", "Signature",
+        "SignatureStatus", "User",
+    ]),
+    kind!(8, "SYSMONEVENT_CREATE_REMOTE_THREAD", Some("CreateRemoteThread"), version 2, level 4, false, false, [
+        "RuleName", "UtcTime", "SourceProcessGuid", "SourceProcessId", "SourceImage",
+        "TargetProcessGuid", "TargetProcessId", "TargetImage", "NewThreadId", "StartAddress",
+        "StartModule", "StartFunction", "SourceUser", "TargetUser",
     ]),
     kind!(RAW_ACCESS_READ, "SYSMONEVENT_RAWACCESS_READ", Some("RawAccessRead"), version 2, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "Device", "User",
@@ -81,12 +98,58 @@ pub static EVENTS: &[EventKind] = &[
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "TargetFilename",
         "CreationUtcTime", "User",
     ]),
+    kind!(12, "SYSMONEVENT_REG_KEY", Some("RegistryEvent"), version 2, level 4, false, false, [
+        "RuleName", "EventType", "UtcTime", "ProcessGuid", "ProcessId", "Image", "TargetObject",
+        "User",
+    ]),
+    kind!(13, "SYSMONEVENT_REG_SETVALUE", Some("RegistryEvent"), version 2, level 4, false, false, [
+        "RuleName", "EventType", "UtcTime", "ProcessGuid", "ProcessId", "Image", "TargetObject",
+        "Details", "User",
+    ]),
+    kind!(14, "SYSMONEVENT_REG_NAME", Some("RegistryEvent"), version 2, level 4, false, false, [
+        "RuleName", "EventType", "UtcTime", "ProcessGuid", "ProcessId", "Image", "TargetObject",
+        "NewName", "User",
+    ]),
+    kind!(15, "SYSMONEVENT_FILE_CREATE_STREAM_HASH", Some("FileCreateStreamHash"), version 2, level 4, false, false, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "TargetFilename",
+        "CreationUtcTime", "Hash", "Contents", "User",
+    ]),
     kind!(CONFIG_CHANGE, "SYSMONEVENT_SERVICE_CONFIGURATION_CHANGE", None, version 3, level 4, true, true, [
         "UtcTime", "Configuration", "ConfigurationFileHash",
+    ]),
+    kind!(17, "SYSMONEVENT_CREATE_NAMEDPIPE", Some("PipeEvent"), version 1, level 4, false, false, [
+        "RuleName", "EventType", "UtcTime", "ProcessGuid", "ProcessId", "PipeName", "Image", "User",
+    ]),
+    kind!(18, "SYSMONEVENT_CONNECT_NAMEDPIPE", Some("PipeEvent"), version 1, level 4, false, false, [
+        "RuleName", "EventType", "UtcTime", "ProcessGuid", "ProcessId", "PipeName", "Image", "User",
+    ]),
+    kind!(19, "SYSMONEVENT_WMI_FILTER", Some("WmiEvent"), version 3, level 4, false, false, [
+        "RuleName", "EventType", "UtcTime", "Operation", "User", "EventNamespace", "Name", "Query",
+    ]),
+    kind!(20, "SYSMONEVENT_WMI_CONSUMER", Some("WmiEvent"), version 3, level 4, false, false, [
+        "RuleName", "EventType", "UtcTime", "Operation", "User", "Name", "Type", "Destination",
+    ]),
+    kind!(21, "SYSMONEVENT_WMI_BINDING", Some("WmiEvent"), version 3, level 4, false, false, [
+        "RuleName", "EventType", "UtcTime", "Operation", "User", "Consumer", "Filter",
+    ]),
+    kind!(22, "SYSMONEVENT_DNS_QUERY", Some("DnsQuery"), version 5, level 4, false, false, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "QueryName", "QueryStatus",
+        "QueryResults", "Image", "User",
     ]),
     kind!(FILE_DELETE, "SYSMONEVENT_FILE_DELETE", Some("FileDelete"), version 5, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "User", "Image", "TargetFilename",
         "Hashes", "IsExecutable", "Archived",
+    ]),
+    kind!(24, "SYSMONEVENT_CLIPBOARD", Some("ClipboardChange"), version 5, level 4, false, false, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "Session", "ClientInfo",
+        "Hashes", "Archived", "User",
+    ]),
+    kind!(25, "SYSMONEVENT_PROCESS_IMAGE_TAMPERING", Some("ProcessTampering"), version 5, level 4, false, false, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "Type", "User",
+    ]),
+    kind!(26, "SYSMONEVENT_FILE_DELETE_DETECTED", Some("FileDeleteDetected"), version 5, level 4, false, false, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "User", "Image", "TargetFilename",
+        "Hashes", "IsExecutable",
     ]),
     kind!(ERROR, "SYSMONEVENT_ERROR", None, version 3, level 2, true, true, [
         "UtcTime", "ID", "Description",
@@ -115,7 +178,9 @@ mod tests {
     fn filterable_events_start_with_rulename() {
         for k in EVENTS.iter().filter(|k| k.tag.is_some()) {
             assert_eq!(k.fields[0], "RuleName", "event {}", k.id);
-            assert_eq!(k.fields[1], "UtcTime", "event {}", k.id);
+            // Registry, pipe and WMI events carry EventType before UtcTime (manifest 4.81).
+            let utc = if k.fields[1] == "EventType" { 2 } else { 1 };
+            assert_eq!(k.fields[utc], "UtcTime", "event {}", k.id);
         }
     }
 }

@@ -1,90 +1,110 @@
 //! The Sysmon configuration engine: parse, compile once, evaluate.
 //!
-//! Placeholder with the engine's interface and manifest defaults only (events 1 and 5 on);
-//! the full engine lands from the config-engine work.
+//! `load_file`/`parse_bytes` read a Sysmon XML config (spec §3, our differences in
+//! docs/config.md) into a [`Config`]; errors name file, line and column. Then, per event:
+//! `config.rules.decide(&event)` (include? RuleName?) and, for kept events,
+//! `config.field_sizes.apply(&mut event)`. `config.rules.is_active(id)` says which probes the
+//! config needs; `config.dump()` is `sysmon -c`; [`print_schema`] and [`config_help`] are
+//! `sysmon -s` and `sysmon -? config`.
+//!
+//! Files: `encoding` (bytes → text) → `xml` (element tree) → `parse` (checks, config as
+//! written: `model`, `options`) → `compile` (per-event-id entries) → `evaluate` (with
+//! `conditions`).
+
+mod compile;
+mod conditions;
+mod dump;
+mod encoding;
+mod error;
+mod evaluate;
+mod help;
+mod model;
+mod options;
+mod parse;
+mod xml;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 
-use crate::events::{Event, schema};
+pub use compile::RuleSet;
+pub use conditions::{Condition, Matcher};
+pub use error::ConfigError;
+pub use evaluate::Decision;
+pub use help::{config_help, print_schema};
+pub use model::{Combine, EntrySpec, FilterSpec, ItemSpec, RuleSpec};
+pub use options::{FieldSizes, HashAlgorithms};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HashAlgorithms {
-    pub sha1: bool,
-    pub md5: bool,
-    pub sha256: bool,
-}
+use crate::events::schema::SCHEMA_VERSION;
+use error::Locator;
 
-impl Default for HashAlgorithms {
-    fn default() -> Self {
-        HashAlgorithms {
-            sha1: false,
-            md5: false,
-            sha256: true,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct FieldSizes;
-
-impl FieldSizes {
-    pub fn apply(&self, _event: &mut Event) {}
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct RuleSet;
-
-pub struct Decision<'a> {
-    pub include: bool,
-    pub rule_name: Option<&'a str>,
-}
-
-impl RuleSet {
-    pub fn decide(&self, event: &Event) -> Decision<'_> {
-        Decision {
-            include: event.kind().default_on,
-            rule_name: None,
-        }
-    }
-
-    pub fn is_active(&self, event_id: u16) -> bool {
-        schema::by_id(event_id).is_some_and(|k| k.default_on)
-    }
-}
-
-#[derive(Clone, Debug)]
+/// A loaded configuration.
+#[derive(Debug, Clone)]
 pub struct Config {
+    /// The file's `schemaversion` as `%.2f`, e.g. "4.50".
     pub schema_version: String,
     pub hash_algorithms: HashAlgorithms,
+    /// True when the file set HashAlgorithms (it then overrides the `-h` switch).
+    pub hash_algorithms_set: bool,
     pub field_sizes: FieldSizes,
     pub rules: RuleSet,
+    /// Problems that dropped an element or an option, as `file:line:col: message`.
     pub warnings: Vec<String>,
+    /// The event elements as written, in document order (for `-c`).
+    pub entries: Vec<EntrySpec>,
 }
 
 impl Default for Config {
-    fn default() -> Self {
+    /// No rules: every event gets its manifest default; hashes SHA256.
+    fn default() -> Config {
         Config {
-            schema_version: "4.22".into(),
+            schema_version: SCHEMA_VERSION.to_string(),
             hash_algorithms: HashAlgorithms::default(),
-            field_sizes: FieldSizes,
-            rules: RuleSet,
+            hash_algorithms_set: false,
+            field_sizes: FieldSizes::default(),
+            rules: RuleSet::default(),
             warnings: Vec::new(),
+            entries: Vec::new(),
         }
     }
 }
 
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Reads and parses a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the configuration file: {e}"),
+    })?;
+    parse_bytes(&bytes, &file)
 }
 
-impl std::error::Error for ConfigError {}
-
-pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    std::fs::read(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-    Ok(Config::default())
+/// Parses a config from its bytes; `file_name` is used in messages.
+pub fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Config, ConfigError> {
+    let text = encoding::decode(bytes).map_err(|(offset, message)| {
+        // The offset is in the raw bytes: count lines over what can be read of them.
+        Locator {
+            file: file_name,
+            text: &String::from_utf8_lossy(&bytes[..offset.min(bytes.len())]),
+        }
+        .error(usize::MAX, message)
+    })?;
+    let loc = Locator {
+        file: file_name,
+        text: &text,
+    };
+    let root = xml::parse(&text).map_err(|(offset, message)| loc.error(offset, message))?;
+    let parsed = parse::parse(&root, &loc)?;
+    Ok(Config {
+        schema_version: parsed.schema_version,
+        hash_algorithms: parsed.hash_algorithms.unwrap_or_default(),
+        hash_algorithms_set: parsed.hash_algorithms.is_some(),
+        field_sizes: parsed.field_sizes,
+        rules: RuleSet::compile(&parsed.entries),
+        warnings: parsed.warnings,
+        entries: parsed.entries,
+    })
 }
