@@ -12,9 +12,23 @@ use sysmon_tests::{TempDir, agent::Agent, events, kernel_test, rsyslog::Rsyslog,
 
 /// Runs `actions` under a fresh rsyslogd and agent; returns every event the agent wrote.
 fn record(tag: &str, actions: impl FnOnce(&std::path::Path)) -> Vec<events::Event> {
+    record_with(tag, None, actions)
+}
+
+/// `record` with a config file's text.
+fn record_with(
+    tag: &str,
+    config: Option<&str>,
+    actions: impl FnOnce(&std::path::Path),
+) -> Vec<events::Event> {
     let dir = TempDir::new(tag);
     let syslog = Rsyslog::start(&dir.0);
-    let agent = Agent::start(&syslog, &dir.0, None);
+    let config = config.map(|text| {
+        let path = dir.0.join("config.xml");
+        std::fs::write(&path, text).unwrap();
+        path
+    });
+    let agent = Agent::start(&syslog, &dir.0, config.as_deref());
     let pid = agent.pid;
     actions(&dir.0);
     agent.stop(&syslog);
@@ -265,4 +279,55 @@ fn a_multithreaded_process_ends_with_one_terminate() {
         "one ProcessTerminate for a process with five threads"
     );
     assert_eq!(ends[0].get("ProcessGuid"), create.get("ProcessGuid"));
+}
+
+#[test]
+fn the_config_decides_which_execs_are_logged_and_names_the_rule() {
+    let Some(_serial) = kernel_test("config_filtering") else {
+        return;
+    };
+    let token = format!("cfg-{}", unique());
+    let config = format!(
+        r#"<Sysmon schemaversion="4.81">
+  <EventFiltering>
+    <RuleGroup name="" groupRelation="or">
+      <ProcessCreate onmatch="include">
+        <CommandLine name="technique_id=T0000,technique_name=Test" condition="contains">{token}-wanted</CommandLine>
+      </ProcessCreate>
+    </RuleGroup>
+    <ProcessTerminate onmatch="include"/>
+  </EventFiltering>
+</Sysmon>"#
+    );
+    let events = record_with("config", Some(&config), |_| {
+        for arg in ["wanted", "unwanted"] {
+            Command::new("/bin/true")
+                .arg(format!("{token}-{arg}"))
+                .status()
+                .unwrap();
+        }
+    });
+    let ours: Vec<_> = events
+        .iter()
+        .filter(|e| e.get("CommandLine").is_some_and(|c| c.contains(&token)))
+        .collect();
+    assert_eq!(ours.len(), 1, "only the included exec: {ours:?}");
+    assert_eq!(
+        ours[0].get("CommandLine"),
+        Some(format!("/bin/true {token}-wanted").as_str())
+    );
+    assert_eq!(
+        ours[0].get("RuleName"),
+        Some("technique_id=T0000,technique_name=Test")
+    );
+    assert!(
+        events.iter().all(|e| e.id != 5),
+        "an empty include logs no ProcessTerminate"
+    );
+    let config_event = events.iter().find(|e| e.id == 16).unwrap();
+    let hash = config_event.get("ConfigurationFileHash").unwrap();
+    assert!(
+        hash.starts_with("SHA256=") && hash.len() == 7 + 64,
+        "hash {hash}"
+    );
 }
