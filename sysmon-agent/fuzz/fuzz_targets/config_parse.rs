@@ -1,5 +1,9 @@
 //! Any bytes: the config parser returns a Config or a ConfigError, never panics or hangs;
 //! a Config that loads can be displayed and judges events without panicking.
+//!
+//! From sysmon-agent/: `cargo +nightly fuzz run config_parse -- -dict=fuzz/config.dict
+//! -max_total_time=600 -timeout=10`. Seed `fuzz/corpus/config_parse/` with configs first
+//! (configs/examples/*.xml, the real-world ones); the corpus is not committed.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

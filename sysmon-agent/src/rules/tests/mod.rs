@@ -1,5 +1,6 @@
 //! Table tests of the whole engine: spec §7.1 (conformance), bad input, real-world configs.
 
+mod activation;
 mod bad_input;
 mod conformance;
 mod encodings;
