@@ -138,8 +138,7 @@ impl Pipeline {
             return;
         }
         if self.event.kind().tag.is_some() {
-            let name = decision.rule_name.unwrap_or("").to_owned();
-            self.event.set(0, &name);
+            self.event.set(0, decision.rule_name.unwrap_or(""));
         }
         self.config.field_sizes.apply(&mut self.event);
         self.xml.clear();

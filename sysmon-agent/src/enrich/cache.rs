@@ -6,6 +6,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
+    rc::Rc,
     time::{Duration, Instant},
 };
 
@@ -18,8 +19,9 @@ pub struct Proc {
     /// Nanoseconds since boot.
     pub start_ns: u64,
     pub uid: u32,
-    pub image: Box<str>,
-    pub cmdline: Box<str>,
+    /// Shared with forked children until they exec: a fork costs no copy.
+    pub image: Rc<str>,
+    pub cmdline: Rc<str>,
 }
 
 pub struct ProcessCache {

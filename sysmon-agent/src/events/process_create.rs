@@ -49,7 +49,7 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
         mtime_sec: rec.exe_mtime_sec,
         mtime_nsec: rec.exe_mtime_nsec,
     };
-    let image: Box<str> = ev.get(image_at).into();
+    let image: std::rc::Rc<str> = ev.get(image_at).into();
     let hashes = cx.hasher.hashes(id, pid, &image).unwrap_or("");
     ev.push(hashes);
 

@@ -27,7 +27,6 @@ pub fn build(ev: &mut Event, rec: &ExitRecord, cx: &mut Enrich) {
             ev.push("");
         }
     }
-    let user = cx.users.name(rec.uid).unwrap_or("").to_owned();
-    ev.push(&user);
+    ev.push(cx.users.name(rec.uid).unwrap_or(""));
     cx.cache.exited(pid, start);
 }
