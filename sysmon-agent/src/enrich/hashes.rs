@@ -23,7 +23,8 @@ pub struct FileId {
 /// Cached digests. Bounded: cleared when it grows past `LIMIT` distinct files.
 pub struct Hasher {
     algs: HashAlgorithms,
-    cache: HashMap<FileId, Box<str>>,
+    /// `None` remembers a file that could not be read, so it is not retried per exec.
+    cache: HashMap<FileId, Option<Box<str>>>,
 }
 
 const LIMIT: usize = 16 * 1024;
@@ -49,13 +50,13 @@ impl Hasher {
     /// by `path`. `None` when it cannot be read or is no longer that file.
     pub fn hashes(&mut self, id: FileId, pid: u32, path: &str) -> Option<&str> {
         if !self.cache.contains_key(&id) {
-            let text = self.compute(id, pid, path)?;
+            let text = self.compute(id, pid, path).map(String::into_boxed_str);
             if self.cache.len() >= LIMIT {
                 self.cache.clear();
             }
-            self.cache.insert(id, text.into());
+            self.cache.insert(id, text);
         }
-        self.cache.get(&id).map(|s| &**s)
+        self.cache.get(&id)?.as_deref()
     }
 
     fn compute(&self, id: FileId, pid: u32, path: &str) -> Option<String> {

@@ -74,22 +74,32 @@ fn push_num(out: &mut String, n: u64) {
 /// libxml2's escapes (`<`, `>`, `&`, `"`, CR), plus LF and TAB as character references so
 /// that one event stays one syslog line and syslog daemons do not rewrite them.
 pub fn escape(out: &mut String, s: &str) {
-    let mut rest = s;
-    while let Some(i) = rest.find(['<', '>', '&', '"', '\r', '\n', '\t']) {
-        out.push_str(&rest[..i]);
-        out.push_str(match rest.as_bytes()[i] {
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'&' => "&amp;",
-            b'"' => "&quot;",
-            b'\r' => "&#13;",
-            b'\n' => "&#10;",
-            _ => "&#9;",
-        });
-        rest = &rest[i + 1..];
+    let bytes = s.as_bytes();
+    let mut done = 0;
+    // Every byte to escape is ASCII, so slicing at one never splits a character.
+    for (i, b) in bytes.iter().enumerate() {
+        let rep = ESCAPES[*b as usize];
+        if !rep.is_empty() {
+            out.push_str(&s[done..i]);
+            out.push_str(rep);
+            done = i + 1;
+        }
     }
-    out.push_str(rest);
+    out.push_str(&s[done..]);
 }
+
+/// The replacement of each byte, or "" to keep it.
+static ESCAPES: [&str; 256] = {
+    let mut t = [""; 256];
+    t[b'<' as usize] = "&lt;";
+    t[b'>' as usize] = "&gt;";
+    t[b'&' as usize] = "&amp;";
+    t[b'"' as usize] = "&quot;";
+    t[b'\r' as usize] = "&#13;";
+    t[b'\n' as usize] = "&#10;";
+    t[b'\t' as usize] = "&#9;";
+    t
+};
 
 #[cfg(test)]
 mod tests {
