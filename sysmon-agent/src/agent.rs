@@ -109,6 +109,10 @@ impl Pipeline {
         }
     }
 
+    pub fn sweep(&mut self) {
+        self.cx.cache.sweep();
+    }
+
     pub fn service_state(&mut self, state: &str) {
         service::state(&mut self.event, state);
         self.emit();
@@ -160,6 +164,8 @@ impl Pipeline {
 }
 
 const BATCH: Duration = Duration::from_millis(10);
+/// How often (in 1 s ticks) the process cache drops processes whose exit was lost.
+const SWEEP_TICKS: u64 = 60;
 
 /// Loads the programs and runs until SIGTERM or SIGINT.
 pub fn run(settings: Settings) -> Result<()> {
@@ -190,6 +196,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut drop_watch = DropWatch::default();
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -202,6 +209,10 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 tokio::time::sleep(BATCH).await;
             }
             _ = tick.tick() => {
+                ticks += 1;
+                if ticks % SWEEP_TICKS == 0 {
+                    pipeline.sweep();
+                }
                 let totals = load::drop_totals(&drops);
                 if let Some(msg) = drop_watch.check(&totals) {
                     eprintln!("sysmon: {msg}");
@@ -251,5 +262,29 @@ impl DropWatch {
         }
         (!parts.is_empty())
             .then(|| format!("the kernel ring buffer was full: lost {}", parts.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sysmon_common::RecordKind::{Exec, Exit, Fork};
+
+    #[test]
+    fn drop_watch_reports_only_growth() {
+        let mut w = DropWatch::default();
+        assert_eq!(w.check(&[(Exec, 0), (Exit, 0), (Fork, 0)]), None);
+        let msg = w.check(&[(Exec, 5), (Exit, 0), (Fork, 2)]).unwrap();
+        assert!(
+            msg.contains("5 Exec records") && msg.contains("2 Fork records"),
+            "{msg}"
+        );
+        assert_eq!(w.check(&[(Exec, 5), (Exit, 0), (Fork, 2)]), None);
+        assert!(
+            w.check(&[(Exec, 6), (Exit, 0), (Fork, 2)])
+                .unwrap()
+                .contains("1 Exec")
+        );
+        assert_eq!(w.total, 8);
     }
 }

@@ -145,6 +145,14 @@ impl ProcessCache {
         }
     }
 
+    /// Forgets processes that are gone although no exit record said so (records lost to a
+    /// full ring buffer), so the cache cannot grow without bound. Run rarely: one stat per
+    /// cached process.
+    pub fn sweep(&mut self) {
+        self.procs
+            .retain(|pid, _| std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+
     fn insert_proc(&mut self, e: procfs::ProcEntry) {
         let proc = Proc {
             guid: self.guid(e.start_ns, e.end_code),
@@ -191,6 +199,16 @@ mod tests {
             c.get(4_000_002, None).is_some(),
             "still known right after exit"
         );
+    }
+
+    #[test]
+    fn sweep_forgets_only_the_gone() {
+        let mut c = ProcessCache::new(7, Clock::at(0));
+        c.insert(std::process::id(), proc(1, "/me"));
+        c.insert(4_000_004, proc(1, "/gone"));
+        c.sweep();
+        assert_eq!(c.len(), 1);
+        assert!(c.procs.contains_key(&std::process::id()));
     }
 
     #[test]
