@@ -210,7 +210,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             }
             _ = tick.tick() => {
                 ticks += 1;
-                if ticks % SWEEP_TICKS == 0 {
+                if ticks.is_multiple_of(SWEEP_TICKS) {
                     pipeline.sweep();
                 }
                 let totals = load::drop_totals(&drops);
