@@ -3,6 +3,7 @@
 use std::{io::Write, path::PathBuf, time::Duration};
 
 use anyhow::Result;
+use sysmon_common::RecordKind;
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -10,7 +11,10 @@ use tokio::{
 
 use crate::{
     enrich::{Enrich, clock},
-    events::{Event, process_create, process_terminate, schema, service},
+    events::{
+        Event, file_create, file_delete, process_create, process_terminate, raw_access_read,
+        schema, service,
+    },
     kernel::{
         load::{self, Loaded},
         record::{self, Record},
@@ -105,6 +109,18 @@ impl Pipeline {
                     .cache
                     .insert_fork(h.tgid, rec.ppid, rec.uid, rec.start_ns);
             }
+            Ok(Record::File(rec, tail)) => {
+                match RecordKind::from_u32(rec.header.kind) {
+                    Some(RecordKind::FileCreate) => {
+                        file_create::build(&mut self.event, &rec, &tail, &mut self.cx)
+                    }
+                    Some(RecordKind::FileDelete) => {
+                        file_delete::build(&mut self.event, &rec, &tail, &mut self.cx)
+                    }
+                    _ => raw_access_read::build(&mut self.event, &rec, &tail, &mut self.cx),
+                }
+                self.emit();
+            }
             Err(_) => self.stats.bad_records += 1,
         }
     }
@@ -164,8 +180,14 @@ const BATCH: Duration = Duration::from_millis(10);
 
 /// Loads the programs and runs until SIGTERM or SIGINT.
 pub fn run(settings: Settings) -> Result<()> {
+    let active: Vec<u16> = schema::EVENTS
+        .iter()
+        .map(|k| k.id)
+        .filter(|id| settings.config.rules.is_active(*id))
+        .collect();
     let loaded = load::load(&load::Options {
         btf: settings.btf.as_deref(),
+        active: &active,
     })?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -2,10 +2,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use sysmon_common::{
     RecordKind,
+    file::{FILE_TAIL_MAX, FileRecord},
     process::{EXEC_TAIL_MAX, ExecRecord},
 };
 
@@ -27,6 +28,22 @@ pub static EXEC_SCRATCH: Array<ExecScratch> = Array::with_max_entries(1, 0);
 /// Scratch space for rebuilding paths back to front.
 #[map]
 pub static PATH_SCRATCH: PerCpuArray<PathScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Scratch space to build a file record in.
+#[map]
+pub static FILE_SCRATCH: PerCpuArray<FileScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Deletes in flight, by pid_tgid: the record is built at syscall entry, while the name
+/// still resolves, and sent at exit if the unlink succeeded. LRU, so entries of threads that
+/// never came back (killed in the call) age out.
+#[map]
+pub static DELETES: LruHashMap<u64, FileScratch> = LruHashMap::with_max_entries(1024, 0);
+
+#[repr(C)]
+pub struct FileScratch {
+    pub rec: FileRecord,
+    pub tail: [u8; FILE_TAIL_MAX],
+}
 
 #[repr(C)]
 pub struct ExecScratch {

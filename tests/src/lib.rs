@@ -88,3 +88,41 @@ pub fn unique() -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Runs `actions` under a fresh rsyslogd and an agent with configuration `config` (XML text,
+/// `None` for the defaults); returns every event that agent wrote and its stderr.
+pub fn record_with(
+    tag: &str,
+    config: Option<&str>,
+    actions: impl FnOnce(&Path),
+) -> (Vec<events::Event>, String) {
+    let dir = TempDir::new(tag);
+    let syslog = rsyslog::Rsyslog::start(&dir.0);
+    let config_path = config.map(|xml| {
+        let p = dir.0.join("config.xml");
+        std::fs::write(&p, xml).unwrap();
+        p
+    });
+    let agent = agent::Agent::start(&syslog, &dir.0, config_path.as_deref());
+    let pid = agent.pid;
+    actions(&dir.0);
+    agent.stop(&syslog);
+    let events = events::parse_lines(&syslog.lines())
+        .into_iter()
+        .filter(|e| e.agent_pid == pid)
+        .collect();
+    let stderr = std::fs::read_to_string(dir.0.join("agent.stderr")).unwrap_or_default();
+    (events, stderr)
+}
+
+/// A configuration that logs every event of the given types (by config tag), besides the
+/// defaults.
+pub fn config_logging(tags: &[&str]) -> String {
+    let rules: String = tags
+        .iter()
+        .map(|t| format!("    <{t} onmatch=\"exclude\"/>\n"))
+        .collect();
+    format!(
+        "<Sysmon schemaversion=\"4.22\">\n  <EventFiltering>\n{rules}  </EventFiltering>\n</Sysmon>\n"
+    )
+}

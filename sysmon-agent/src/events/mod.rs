@@ -3,8 +3,12 @@
 //! One builder file per event id turns a kernel record (plus the process cache) into an
 //! [`Event`]. The rules engine and the renderer see only this type.
 
+pub mod file;
+pub mod file_create;
+pub mod file_delete;
 pub mod process_create;
 pub mod process_terminate;
+pub mod raw_access_read;
 pub mod schema;
 pub mod service;
 pub mod text;

@@ -2,6 +2,7 @@
 
 use sysmon_common::{
     Header, RecordKind,
+    file::FileRecord,
     process::{ExecRecord, ExitRecord, ForkRecord},
 };
 
@@ -11,6 +12,14 @@ pub enum Record<'a> {
     Exec(ExecRecord, ExecTail<'a>),
     Exit(ExitRecord),
     Fork(ForkRecord),
+    /// FileCreate, FileDelete or RawAccess (see the header's kind).
+    File(FileRecord, FileTail<'a>),
+}
+
+/// The tail of a file record: a kernel-built path and/or a name as passed to the call.
+pub struct FileTail<'a> {
+    pub dir: &'a [u8],
+    pub name: &'a [u8],
 }
 
 /// The tail of an exec record: exe path, cwd and argv bytes.
@@ -40,6 +49,13 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
         }
         Some(RecordKind::Exit) => Ok(Record::Exit(copy(bytes)?)),
         Some(RecordKind::Fork) => Ok(Record::Fork(copy(bytes)?)),
+        Some(RecordKind::FileCreate | RecordKind::FileDelete | RecordKind::RawAccess) => {
+            let rec: FileRecord = copy(bytes)?;
+            let mut tail = &bytes[size_of::<FileRecord>()..];
+            let dir = take(&mut tail, rec.dir_len)?;
+            let name = take(&mut tail, rec.name_len)?;
+            Ok(Record::File(rec, FileTail { dir, name }))
+        }
         None => Err(BadRecord::UnknownKind(header.kind)),
     }
 }
