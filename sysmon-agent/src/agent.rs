@@ -236,8 +236,14 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             _ = int.recv() => break,
         }
     }
-    // Whatever is already in the ring buffer was recorded: send it before stopping.
+    // Whatever is already in the ring buffer was recorded: send it before stopping, and
+    // report what was lost since the last check.
     drain(ring.get_mut(), &mut pipeline);
+    if let Some(msg) = drop_watch.check(&load::drop_totals(&drops)) {
+        eprintln!("sysmon: {msg}");
+        pipeline.error("KernelDrops", &msg);
+    }
+    pipeline.stats.kernel_drops = drop_watch.total;
     pipeline.service_state("Stopped");
     let s = pipeline.stats;
     eprintln!(

@@ -89,30 +89,61 @@ pub fn unique() -> String {
     )
 }
 
-/// Runs `actions` under a fresh rsyslogd and an agent with configuration `config` (XML text,
-/// `None` for the defaults); returns every event that agent wrote and its stderr.
+/// A private rsyslogd and an agent started with configuration `config` (XML text, `None` for
+/// the defaults).
+pub struct Session {
+    pub dir: TempDir,
+    pub syslog: rsyslog::Rsyslog,
+    pub agent: agent::Agent,
+}
+
+impl Session {
+    pub fn start(tag: &str, config: Option<&str>) -> Session {
+        let dir = TempDir::new(tag);
+        let syslog = rsyslog::Rsyslog::start(&dir.0);
+        let config_path = config.map(|xml| {
+            let p = dir.0.join("config.xml");
+            std::fs::write(&p, xml).unwrap();
+            p
+        });
+        let agent = agent::Agent::start(&syslog, &dir.0, config_path.as_deref());
+        Session { dir, syslog, agent }
+    }
+
+    /// Stops the agent; returns every event it wrote and its stderr.
+    pub fn stop(self) -> (Vec<events::Event>, String) {
+        let pid = self.agent.pid;
+        self.agent.stop(&self.syslog);
+        let events = events::parse_lines(&self.syslog.lines())
+            .into_iter()
+            .filter(|e| e.agent_pid == pid)
+            .collect();
+        let stderr = std::fs::read_to_string(self.dir.0.join("agent.stderr")).unwrap_or_default();
+        (events, stderr)
+    }
+}
+
+/// Runs `actions` in a [`Session`]; returns every event the agent wrote and its stderr.
 pub fn record_with(
     tag: &str,
     config: Option<&str>,
     actions: impl FnOnce(&Path),
 ) -> (Vec<events::Event>, String) {
-    let dir = TempDir::new(tag);
-    let syslog = rsyslog::Rsyslog::start(&dir.0);
-    let config_path = config.map(|xml| {
-        let p = dir.0.join("config.xml");
-        std::fs::write(&p, xml).unwrap();
-        p
-    });
-    let agent = agent::Agent::start(&syslog, &dir.0, config_path.as_deref());
-    let pid = agent.pid;
-    actions(&dir.0);
-    agent.stop(&syslog);
-    let events = events::parse_lines(&syslog.lines())
-        .into_iter()
-        .filter(|e| e.agent_pid == pid)
-        .collect();
-    let stderr = std::fs::read_to_string(dir.0.join("agent.stderr")).unwrap_or_default();
-    (events, stderr)
+    let s = Session::start(tag, config);
+    actions(&s.dir.0);
+    s.stop()
+}
+
+/// user + system CPU seconds of a process so far.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 /// A configuration that logs every event of the given types (by config tag), besides the

@@ -6,9 +6,12 @@ use std::{
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     process::Command,
+    time::{Duration, Instant},
 };
 
-use sysmon_tests::{TempDir, config_logging, events::Event, kernel_test, record_with};
+use sysmon_tests::{
+    Session, TempDir, config_logging, cpu_secs, events::Event, kernel_test, record_with,
+};
 
 fn c(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap()
@@ -291,4 +294,73 @@ fn raw_access_read_of_a_block_device() {
     assert_eq!(mine[0].get("Device"), Some(dev.0.as_str()));
     assert_eq!(mine[0].get("Image"), Some(image.as_str()));
     assert_eq!(mine[0].get("User"), Some("root"));
+}
+
+/// Files the storm creates. Timing is printed (run with --nocapture), never asserted.
+const STORM: usize = 200_000;
+
+#[test]
+fn file_create_storm_every_creation_is_an_event_or_a_counted_drop() {
+    let Some(_serial) = kernel_test("file_create_storm") else {
+        return;
+    };
+    let (_dir, root) = work_dir("storm");
+    let config = config_logging(&["FileCreate"]);
+    let s = Session::start("storm", Some(&config));
+    let cpu0 = cpu_secs(s.agent.pid);
+    let start = Instant::now();
+    for i in 0..STORM {
+        let fd = open(&root.join(format!("f{i}")), libc::O_WRONLY | libc::O_CREAT);
+        assert!(fd >= 0, "creating file {i}");
+        unsafe { libc::close(fd) };
+    }
+    let storm = start.elapsed();
+    // The agent is done when syslog has stopped growing for two seconds.
+    let (mut size, mut last_growth) = (0, Instant::now());
+    while last_growth.elapsed() < Duration::from_secs(2) {
+        let now = std::fs::metadata(&s.syslog.output).map_or(0, |m| m.len());
+        if now != size {
+            (size, last_growth) = (now, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let handled = last_growth.duration_since(start);
+    let cpu = cpu_secs(s.agent.pid) - cpu0;
+    let (events, stderr) = s.stop();
+
+    let prefix = format!("{}/f", root.display());
+    let mut seen = std::collections::HashSet::new();
+    for e in events.iter().filter(|e| e.id == 11) {
+        let t = e.get("TargetFilename").unwrap();
+        if t.starts_with(&prefix) {
+            assert!(seen.insert(t.to_string()), "duplicate event for {t}");
+        }
+    }
+    // Drops are counted per record kind, for the whole machine; event 255 reports them.
+    let drops: u64 = events
+        .iter()
+        .filter(|e| e.id == 255)
+        .filter_map(|e| {
+            let d = e.get("Description")?;
+            let before = d.split(" FileCreate records").next()?;
+            before.rsplit(' ').next()?.parse::<u64>().ok()
+        })
+        .sum();
+    let got = seen.len();
+    println!(
+        "storm: {STORM} files in {:.2} s ({:.0}/s); {got} events, {drops} FileCreate drops; \
+         handled in {:.2} s ({:.0} events/s); agent CPU {:.2} s ({:.0}% of the handling time)",
+        storm.as_secs_f64(),
+        STORM as f64 / storm.as_secs_f64(),
+        handled.as_secs_f64(),
+        got as f64 / handled.as_secs_f64(),
+        cpu,
+        cpu / handled.as_secs_f64() * 100.0,
+    );
+    println!("agent: {}", stderr.trim());
+    assert!(
+        got as u64 + drops >= STORM as u64,
+        "{} creations neither reported nor counted as dropped",
+        STORM as u64 - got as u64 - drops
+    );
 }
