@@ -12,8 +12,8 @@ use tokio::{
 use crate::{
     enrich::{Enrich, clock},
     events::{
-        Event, file_create, file_delete, process_create, process_terminate, raw_access_read,
-        schema, service,
+        Event, file_create, file_delete, network_connect, process_create, process_terminate,
+        raw_access_read, schema, service,
     },
     kernel::{
         load::{self, Loaded},
@@ -119,6 +119,10 @@ impl Pipeline {
                     }
                     _ => raw_access_read::build(&mut self.event, &rec, &tail, &mut self.cx),
                 }
+                self.emit();
+            }
+            Ok(Record::Net(rec)) => {
+                network_connect::build(&mut self.event, &rec, &mut self.cx);
                 self.emit();
             }
             Err(_) => self.stats.bad_records += 1,

@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod file;
+pub mod net;
 pub mod offsets;
 pub mod process;
 
@@ -20,16 +21,18 @@ pub enum RecordKind {
     FileCreate = 4,
     FileDelete = 5,
     RawAccess = 6,
+    Network = 7,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 6] = [
+    pub const ALL: [RecordKind; 7] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
         RecordKind::FileCreate,
         RecordKind::FileDelete,
         RecordKind::RawAccess,
+        RecordKind::Network,
     ];
     /// Number of slots in the drop-counter map (index = kind value).
     pub const SLOTS: u32 = 8;

@@ -55,6 +55,17 @@ offsets! {
     file_f_path => "file"."f_path",
     file_f_inode => "file"."f_inode",
     file_f_mode => "file"."f_mode",
+    file_private_data => "file"."private_data",
+    socket_sk => "socket"."sk",
+    sock_common => "sock"."__sk_common",
+    sock_protocol => "sock"."sk_protocol",
+    skc_family => "sock_common"."skc_family",
+    skc_daddr => "sock_common"."skc_daddr",
+    skc_rcv_saddr => "sock_common"."skc_rcv_saddr",
+    skc_dport => "sock_common"."skc_dport",
+    skc_num => "sock_common"."skc_num",
+    skc_v6_daddr => "sock_common"."skc_v6_daddr",
+    skc_v6_rcv_saddr => "sock_common"."skc_v6_rcv_saddr",
     path_mnt => "path"."mnt",
     path_dentry => "path"."dentry",
     dentry_d_parent => "dentry"."d_parent",
@@ -74,8 +85,14 @@ offsets! {
     sb_s_dev => "super_block"."s_dev",
 }
 
-/// Members that some kernels lack (CONFIG_AUDIT off); the programs treat them as unknown.
-pub const OPTIONAL: &[&str] = &["task_loginuid", "task_sessionid"];
+/// Members that some kernels lack; the programs treat them as unknown.
+pub const OPTIONAL: &[&str] = &[
+    "task_loginuid",
+    "task_sessionid",
+    // CONFIG_IPV6 off.
+    "skc_v6_daddr",
+    "skc_v6_rcv_saddr",
+];
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Offsets {}

@@ -39,6 +39,19 @@ pub static FILE_SCRATCH: PerCpuArray<FileScratch> = PerCpuArray::with_max_entrie
 #[map]
 pub static DELETES: LruHashMap<u64, FileScratch> = LruHashMap::with_max_entries(1024, 0);
 
+/// TCP connects in progress, by socket address: who called connect() (the state change to
+/// ESTABLISHED comes later, from softirq, where the current task is anyone).
+#[map]
+pub static CONNECTS: LruHashMap<u64, ConnectOwner> = LruHashMap::with_max_entries(16384, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ConnectOwner {
+    pub pid_tgid: u64,
+    pub uid: u32,
+    pub _pad: u32,
+}
+
 #[repr(C)]
 pub struct FileScratch {
     pub rec: FileRecord,

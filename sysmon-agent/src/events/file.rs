@@ -1,4 +1,5 @@
-//! What the file events (9, 11, 23) share: the acting process and the target path.
+//! What the file events (9, 11, 23) share: the acting process and the target path. The
+//! process part serves every event about a pid (3 too).
 
 use sysmon_common::{file::FileRecord, truncated};
 
@@ -11,9 +12,13 @@ use crate::{
 /// RuleName, UtcTime, ProcessGuid and ProcessId, the start of every file event; returns the
 /// acting process's image (empty if unknown).
 pub fn push_head(ev: &mut Event, rec: &FileRecord, cx: &mut Enrich) -> Box<str> {
-    let pid = rec.header.tgid;
+    push_head_pid(ev, rec.header.tgid, rec.header.time_ns, cx)
+}
+
+/// [`push_head`] for process `pid` and an event at `time_ns` (since boot).
+pub fn push_head_pid(ev: &mut Event, pid: u32, time_ns: u64, cx: &mut Enrich) -> Box<str> {
     ev.push(""); // RuleName
-    clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(rec.header.time_ns));
+    clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(time_ns));
     ev.close();
     let (guid, image) = match cx.cache.get(pid, None) {
         Some(p) => (p.guid, p.image.clone()),

@@ -6,6 +6,7 @@
 pub mod file;
 pub mod file_create;
 pub mod file_delete;
+pub mod network_connect;
 pub mod process_create;
 pub mod process_terminate;
 pub mod raw_access_read;

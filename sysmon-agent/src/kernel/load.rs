@@ -25,6 +25,9 @@ const RING_BYTES: u32 = 16 * 1024 * 1024;
 /// that a delete is counted as dropped.
 const DELETES_IN_FLIGHT: u32 = 1024;
 
+/// TCP connects between SYN_SENT and ESTABLISHED at once; the oldest are forgotten first.
+const CONNECTS_IN_FLIGHT: u32 = 16384;
+
 const TRACEFS: &str = "/sys/kernel/tracing";
 const BPFFS: &str = "/sys/fs/bpf";
 
@@ -74,6 +77,11 @@ const SENSORS: &[(u16, &str, &[&str])] = &[
         "unlink_exit",
         &["sys_exit_unlink", "sys_exit_unlinkat"],
     ),
+    (
+        schema::NETWORK_CONNECT,
+        "tcp_accept",
+        &["sys_exit_accept", "sys_exit_accept4"],
+    ),
 ];
 
 pub fn load(opts: &Options) -> Result<Loaded> {
@@ -101,6 +109,14 @@ pub fn load(opts: &Options) -> Result<Loaded> {
                 1
             },
         )
+        .map_max_entries(
+            "CONNECTS",
+            if opts.active.contains(&schema::NETWORK_CONNECT) {
+                CONNECTS_IN_FLIGHT
+            } else {
+                1
+            },
+        )
         .load(OBJECT)
         .context("loading the eBPF object into the kernel (is BPF enabled and are we root?)")?;
 
@@ -110,6 +126,12 @@ pub fn load(opts: &Options) -> Result<Loaded> {
     fork.load().context("verifying sched_process_fork")?;
     fork.attach("sched_process_fork")
         .context("attaching sched_process_fork")?;
+    if opts.active.contains(&schema::NETWORK_CONNECT) {
+        let tp: &mut RawTracePoint = program(&mut ebpf, "inet_sock_set_state")?;
+        tp.load().context("verifying inet_sock_set_state")?;
+        tp.attach("inet_sock_set_state")
+            .context("attaching inet_sock_set_state")?;
+    }
     for (id, name, points) in SENSORS {
         if !opts.active.contains(id) {
             continue;

@@ -3,6 +3,7 @@
 use sysmon_common::{
     Header, RecordKind,
     file::FileRecord,
+    net::NetRecord,
     process::{ExecRecord, ExitRecord, ForkRecord},
 };
 
@@ -14,6 +15,7 @@ pub enum Record<'a> {
     Fork(ForkRecord),
     /// FileCreate, FileDelete or RawAccess (see the header's kind).
     File(FileRecord, FileTail<'a>),
+    Net(NetRecord),
 }
 
 /// The tail of a file record: a kernel-built path and/or a name as passed to the call.
@@ -56,6 +58,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
             let name = take(&mut tail, rec.name_len)?;
             Ok(Record::File(rec, FileTail { dir, name }))
         }
+        Some(RecordKind::Network) => Ok(Record::Net(copy(bytes)?)),
         None => Err(BadRecord::UnknownKind(header.kind)),
     }
 }
