@@ -98,10 +98,14 @@ fn file_create_once_per_created_file_and_never_for_an_existing_one() {
         ("openat2-creat-existing", openat2, CR, true, 0),
         ("openat2-excl-new", openat2, CR | libc::O_EXCL, false, 1),
         ("missing-dir/open-creat", open, CR, false, 0),
+        // An unnamed file in the directory `name`: nothing anyone could find by name.
+        ("tmpdir", open, libc::O_WRONLY | libc::O_TMPFILE, true, 0),
     ];
     let (_dir, root) = work_dir("fcreate");
-    for (name, _, _, exists, _) in cases {
-        if *exists {
+    for (name, _, flags, exists, _) in cases {
+        if *exists && *flags & libc::O_TMPFILE == libc::O_TMPFILE {
+            std::fs::create_dir(root.join(name)).unwrap();
+        } else if *exists {
             std::fs::write(root.join(name), b"x").unwrap();
         }
     }
@@ -115,6 +119,20 @@ fn file_create_once_per_created_file_and_never_for_an_existing_one() {
         }
     });
     let (pid, image) = me();
+    let under_root = events
+        .iter()
+        .filter(|e| e.id == 11 && e.get("ProcessId") == Some(pid.as_str()))
+        .filter(|e| {
+            e.get("TargetFilename")
+                .unwrap()
+                .starts_with(root.to_str().unwrap())
+        })
+        .count();
+    let want_total: usize = cases.iter().map(|c| c.4).sum();
+    assert_eq!(
+        under_root, want_total,
+        "FileCreate events in the test directory"
+    );
     for (name, _, _, _, want) in cases {
         let path = root.join(name).display().to_string();
         let got = with_target(&events, 11, &path);

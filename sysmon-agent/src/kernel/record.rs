@@ -80,3 +80,58 @@ fn take<'a>(tail: &mut &'a [u8], len: u32) -> Result<&'a [u8], BadRecord> {
     *tail = rest;
     Ok(head)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes<T>(rec: &T) -> Vec<u8> {
+        // SAFETY: plain repr(C) records.
+        unsafe { std::slice::from_raw_parts(rec as *const T as *const u8, size_of::<T>()) }.to_vec()
+    }
+
+    #[test]
+    fn file_record_tail_splits_into_dir_and_name() {
+        let rec = FileRecord {
+            header: Header {
+                kind: RecordKind::FileDelete as u32,
+                ..Header::default()
+            },
+            dir_len: 4,
+            name_len: 3,
+            ..FileRecord::default()
+        };
+        let mut b = bytes(&rec);
+        b.extend_from_slice(b"/tmpabc");
+        match decode(&b) {
+            Ok(Record::File(r, tail)) => {
+                assert_eq!(r.header.kind, RecordKind::FileDelete as u32);
+                assert_eq!((tail.dir, tail.name), (&b"/tmp"[..], &b"abc"[..]));
+            }
+            _ => panic!("not a file record"),
+        }
+        // A tail shorter than its lengths say is refused, not read past.
+        assert!(matches!(decode(&b[..b.len() - 1]), Err(BadRecord::Short)));
+    }
+
+    #[test]
+    fn network_record_decodes_and_unknown_kinds_are_refused() {
+        let rec = NetRecord {
+            header: Header {
+                kind: RecordKind::Network as u32,
+                ..Header::default()
+            },
+            sport: 4242,
+            ..NetRecord::default()
+        };
+        assert!(matches!(decode(&bytes(&rec)), Ok(Record::Net(r)) if r.sport == 4242));
+        let odd = Header {
+            kind: 99,
+            ..Header::default()
+        };
+        assert!(matches!(
+            decode(&bytes(&odd)),
+            Err(BadRecord::UnknownKind(99))
+        ));
+    }
+}
