@@ -57,6 +57,8 @@ pub struct Pipeline {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
     pub records: u64,
+    /// Records read, per record kind (index = kind value).
+    pub by_kind: [u64; RecordKind::SLOTS as usize],
     pub bad_records: u64,
     pub emitted: u64,
     pub kernel_drops: u64,
@@ -94,6 +96,13 @@ impl Pipeline {
     /// One record from the ring buffer.
     pub fn record(&mut self, bytes: &[u8]) {
         self.stats.records += 1;
+        if let Some(kind) = bytes
+            .first_chunk::<4>()
+            .map(|k| u32::from_ne_bytes(*k) as usize)
+            && kind < self.stats.by_kind.len()
+        {
+            self.stats.by_kind[kind] += 1;
+        }
         match record::decode(bytes) {
             Ok(Record::Exec(rec, tail)) => {
                 process_create::build(&mut self.event, &rec, &tail, &mut self.cx);
@@ -251,8 +260,15 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     pipeline.service_state("Stopped");
     let s = pipeline.stats;
     eprintln!(
-        "sysmon: stopped; records {}, bad records {}, events {}, kernel drops {}",
-        s.records, s.bad_records, s.emitted, s.kernel_drops
+        "sysmon: stopped; records {}, bad records {}, events {}; by kind:{}; kernel drops {}",
+        s.records,
+        s.bad_records,
+        s.emitted,
+        RecordKind::ALL
+            .iter()
+            .map(|k| format!(" {k:?} {}", s.by_kind[*k as usize]))
+            .collect::<String>(),
+        s.kernel_drops
     );
     Ok(())
 }

@@ -7,6 +7,7 @@ use aya_ebpf::{
 use sysmon_common::{
     RecordKind,
     file::{FILE_TAIL_MAX, FileRecord},
+    net::UdpFlow,
     process::{EXEC_TAIL_MAX, ExecRecord},
 };
 
@@ -43,6 +44,11 @@ pub static DELETES: LruHashMap<u64, FileScratch> = LruHashMap::with_max_entries(
 /// ESTABLISHED comes later, from softirq, where the current task is anyone).
 #[map]
 pub static CONNECTS: LruHashMap<u64, ConnectOwner> = LruHashMap::with_max_entries(16384, 0);
+
+/// UDP flows reported, with when (ns since boot): each is reported again only after
+/// `UDP_REPORT_NS`. LRU, so the least recent flows make room.
+#[map]
+pub static UDP_SEEN: LruHashMap<UdpFlow, u64> = LruHashMap::with_max_entries(16384, 0);
 
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -1,7 +1,9 @@
-//! NetworkConnect (3) end to end: a TCP connect from a forked child to a listener in this
-//! process, over 127.0.0.1 and ::1; one event for each side.
+//! NetworkConnect (3) end to end: TCP connects and UDP datagrams from a forked child to a
+//! socket in this process, over 127.0.0.1 and ::1; one event for each side.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+
+use sysmon_tests::events::Event;
 
 use sysmon_tests::{config_logging, kernel_test, record_with};
 
@@ -27,6 +29,12 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_in6, libc::socklen_t) {
 
 /// Connects to `to` from a forked child; returns the child's pid once it has exited.
 fn connect_from_child(to: SocketAddr) -> u32 {
+    from_child(to, libc::SOCK_STREAM)
+}
+
+/// From a forked child: a TCP connect to `to`, or (`SOCK_DGRAM`) two datagrams sent to it
+/// from one unconnected socket. Returns the child's pid once it has exited.
+fn from_child(to: SocketAddr, kind: i32) -> u32 {
     let (sa, len) = sockaddr(to);
     let family = if to.is_ipv4() {
         libc::AF_INET
@@ -36,8 +44,14 @@ fn connect_from_child(to: SocketAddr) -> u32 {
     match unsafe { libc::fork() } {
         0 => unsafe {
             // Only async-signal-safe calls: the parent has threads.
-            let s = libc::socket(family, libc::SOCK_STREAM, 0);
-            let ok = s >= 0 && libc::connect(s, &sa as *const _ as *const _, len) == 0;
+            let s = libc::socket(family, kind, 0);
+            let to = &sa as *const _ as *const libc::sockaddr;
+            let ok = s >= 0
+                && if kind == libc::SOCK_STREAM {
+                    libc::connect(s, to, len) == 0
+                } else {
+                    (0..2).all(|_| libc::sendto(s, b"x".as_ptr().cast(), 1, 0, to, len) == 1)
+                };
             libc::close(s);
             libc::_exit(if ok { 0 } else { 1 })
         },
@@ -112,6 +126,73 @@ fn tcp_connect_and_accept_over_ipv4_and_ipv6() {
                 ("DestinationHostname", "-"),
                 ("DestinationPort", dport.as_str()),
                 ("DestinationPortName", "-"),
+            ];
+            for (field, value) in want {
+                assert_eq!(
+                    e.get(field),
+                    Some(value),
+                    "{ip} Initiated={initiated}: {field}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn udp_send_and_receive_once_per_flow_over_ipv4_and_ipv6() {
+    let Some(_serial) = kernel_test("udp") else {
+        return;
+    };
+    // (bind address, address text, IsIpv6 text, unconnected remote end)
+    let cases = [
+        ("127.0.0.1:0", "127.0.0.1", "false", "0.0.0.0"),
+        ("[::1]:0", "0:0:0:0:0:0:0:1", "true", "0:0:0:0:0:0:0:0"),
+    ];
+    let mut seen = Vec::new();
+    let config = config_logging(&["NetworkConnect"]);
+    let (events, _) = record_with("udp", Some(&config), |_| {
+        for (bind, _, _, _) in cases {
+            let server = UdpSocket::bind(bind).unwrap();
+            let at = server.local_addr().unwrap();
+            let child = from_child(at, libc::SOCK_DGRAM);
+            let mut buf = [0u8; 8];
+            let (_, peer) = server.recv_from(&mut buf).unwrap();
+            let (_, again) = server.recv_from(&mut buf).unwrap();
+            assert_eq!(peer, again);
+            seen.push((at.port(), peer.port(), child));
+        }
+    });
+    let me = std::process::id().to_string();
+    for ((_, ip, v6, unconnected), (server, client, child)) in cases.iter().zip(&seen) {
+        let server = server.to_string();
+        let ours: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.id == 3 && e.get("DestinationPort") == Some(&server))
+            .collect();
+        // Two datagrams, one flow: one event per side.
+        assert_eq!(ours.len(), 2, "{ip}: {ours:#?}");
+        // The receiving socket is unconnected: its remote end is unknown (as Sysmon).
+        let client = client.to_string();
+        // (Initiated, ProcessId, SourceIp, SourcePort)
+        let sides = [
+            ("true", child.to_string(), *ip, client.as_str()),
+            ("false", me.clone(), *unconnected, "0"),
+        ];
+        for (initiated, pid, source, sport) in sides {
+            let e = ours
+                .iter()
+                .find(|e| e.get("Initiated") == Some(initiated))
+                .unwrap_or_else(|| panic!("{ip}: no Initiated={initiated}"));
+            let want = [
+                ("ProcessId", pid.as_str()),
+                ("User", "root"),
+                ("Protocol", "udp"),
+                ("SourceIsIpv6", v6),
+                ("SourceIp", source),
+                ("SourcePort", sport),
+                ("DestinationIsIpv6", v6),
+                ("DestinationIp", ip),
+                ("DestinationPort", &server),
             ];
             for (field, value) in want {
                 assert_eq!(

@@ -25,8 +25,9 @@ const RING_BYTES: u32 = 16 * 1024 * 1024;
 /// that a delete is counted as dropped.
 const DELETES_IN_FLIGHT: u32 = 1024;
 
-/// TCP connects between SYN_SENT and ESTABLISHED at once; the oldest are forgotten first.
-const CONNECTS_IN_FLIGHT: u32 = 16384;
+/// Size of the network maps: TCP connects between SYN_SENT and ESTABLISHED, UDP flows
+/// reported in the last 30 minutes. Both are LRU: the oldest entries make room.
+const FLOWS: u32 = 16384;
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 const BPFFS: &str = "/sys/fs/bpf";
@@ -95,6 +96,7 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         .map_err(|(_, e)| e)
         .context("counting CPUs")? as u32;
 
+    let network = opts.active.contains(&schema::NETWORK_CONNECT);
     let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &offsets, true)
         .override_global("EXIT_GROUP_DEAD", &group_dead, true)
@@ -109,14 +111,8 @@ pub fn load(opts: &Options) -> Result<Loaded> {
                 1
             },
         )
-        .map_max_entries(
-            "CONNECTS",
-            if opts.active.contains(&schema::NETWORK_CONNECT) {
-                CONNECTS_IN_FLIGHT
-            } else {
-                1
-            },
-        )
+        .map_max_entries("CONNECTS", if network { FLOWS } else { 1 })
+        .map_max_entries("UDP_SEEN", if network { FLOWS } else { 1 })
         .load(OBJECT)
         .context("loading the eBPF object into the kernel (is BPF enabled and are we root?)")?;
 
@@ -131,6 +127,15 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         tp.load().context("verifying inet_sock_set_state")?;
         tp.attach("inet_sock_set_state")
             .context("attaching inet_sock_set_state")?;
+        for (name, point) in [
+            ("udp_send", "net_dev_queue"),
+            ("udp_recv", "sock_recv_length"),
+        ] {
+            let tp: &mut RawTracePoint = program(&mut ebpf, name)?;
+            tp.load().with_context(|| format!("verifying {name}"))?;
+            tp.attach(point)
+                .with_context(|| format!("attaching {name} to {point}"))?;
+        }
     }
     for (id, name, points) in SENSORS {
         if !opts.active.contains(id) {

@@ -7,6 +7,7 @@ mod file_create;
 mod file_delete;
 mod fork;
 mod network;
+mod network_udp;
 mod raw_access;
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};

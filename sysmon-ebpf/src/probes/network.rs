@@ -48,7 +48,7 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
             };
             rec.header.tgid = (owner.pid_tgid >> 32) as u32;
             rec.header.tid = owner.pid_tgid as u32;
-            if fill(&mut rec, sk) {
+            if fill(&mut rec, sk, IPPROTO_TCP) {
                 send(RecordKind::Network, super::bytes(&rec));
             }
         }
@@ -74,17 +74,17 @@ pub fn tcp_accept(ctx: TracePointContext) -> u32 {
         initiated: 0,
         ..NetRecord::default()
     };
-    if fill(&mut rec, sk) {
+    if fill(&mut rec, sk, IPPROTO_TCP) {
         send(RecordKind::Network, super::bytes(&rec));
     }
     0
 }
 
-/// Both ends of a TCP socket: source = local for a connect, remote for an accept. False for
-/// anything but TCP over IPv4 or IPv6.
+/// Both ends of a socket: source = local when `rec.initiated`, else remote. False unless it
+/// is a `protocol` socket over IPv4 or IPv6.
 #[inline(always)]
-fn fill(rec: &mut NetRecord, sk: Ptr) -> bool {
-    if sk.is_null() || read::<u16>(sk, off!(sock_protocol)) != IPPROTO_TCP {
+pub fn fill(rec: &mut NetRecord, sk: Ptr, protocol: u16) -> bool {
+    if sk.is_null() || read::<u16>(sk, off!(sock_protocol)) != protocol {
         return false;
     }
     let skc = sk.wrapping_add(off!(sock_common) as usize);
@@ -104,7 +104,7 @@ fn fill(rec: &mut NetRecord, sk: Ptr) -> bool {
         _ => return false,
     }
     rec.family = family;
-    rec.protocol = IPPROTO_TCP;
+    rec.protocol = protocol;
     if rec.initiated != 0 {
         (rec.saddr, rec.sport, rec.daddr, rec.dport) = (local, local_port, remote, remote_port);
     } else {
