@@ -99,6 +99,11 @@ pub struct Session {
 
 impl Session {
     pub fn start(tag: &str, config: Option<&str>) -> Session {
+        Self::start_with_env(tag, config, &[])
+    }
+
+    /// [`Session::start`] with extra environment for the agent.
+    pub fn start_with_env(tag: &str, config: Option<&str>, env: &[(&str, &str)]) -> Session {
         let dir = TempDir::new(tag);
         let syslog = rsyslog::Rsyslog::start(&dir.0);
         let config_path = config.map(|xml| {
@@ -106,7 +111,7 @@ impl Session {
             std::fs::write(&p, xml).unwrap();
             p
         });
-        let agent = agent::Agent::start(&syslog, &dir.0, config_path.as_deref());
+        let agent = agent::Agent::start_with_env(&syslog, &dir.0, config_path.as_deref(), env);
         Session { dir, syslog, agent }
     }
 

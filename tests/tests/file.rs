@@ -350,9 +350,17 @@ fn file_create_storm_every_creation_is_an_event_or_a_counted_drop() {
         let (_dir, root) = storm_dir("storm-base");
         create_storm(&root)
     };
+    // (ring buffer bytes: the default, then one so small that records must be dropped)
+    for ring in [None, Some("16384")] {
+        storm(baseline, ring);
+    }
+}
+
+fn storm(baseline: Duration, ring: Option<&str>) {
     let (_dir, root) = storm_dir("storm");
     let config = config_logging(&["FileCreate"]);
-    let s = Session::start("storm", Some(&config));
+    let env: Vec<_> = ring.map(|r| ("SYSMON_RING_BYTES", r)).into_iter().collect();
+    let s = Session::start_with_env("storm", Some(&config), &env);
     let cpu0 = cpu_secs(s.agent.pid);
     let start = Instant::now();
     let storm = create_storm(&root);
@@ -390,9 +398,10 @@ fn file_create_storm_every_creation_is_an_event_or_a_counted_drop() {
     let got = seen.len();
     let rate = |d: Duration| STORM as f64 / d.as_secs_f64();
     println!(
-        "storm: {STORM} files in {:.2} s ({:.0}/s; {:.0}/s without the agent); {got} events, \
-         {drops} FileCreate drops; all handled after {:.2} s ({:.0} events/s); \
+        "storm (ring {}): {STORM} files in {:.2} s ({:.0}/s; {:.0}/s without the agent); \
+         {got} events, {drops} FileCreate drops; all handled after {:.2} s ({:.0} events/s); \
          agent CPU {:.2} s ({:.1} µs/event)",
+        ring.unwrap_or("default"),
         storm.as_secs_f64(),
         rate(storm),
         rate(baseline),

@@ -101,7 +101,7 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         .override_global("OFFSETS", &offsets, true)
         .override_global("EXIT_GROUP_DEAD", &group_dead, true)
         .map_max_entries("EXEC_SCRATCH", cpus)
-        .map_max_entries("EVENTS", RING_BYTES)
+        .map_max_entries("EVENTS", ring_bytes()?)
         // Large preallocated values: keep the map tiny when deletes are not traced.
         .map_max_entries(
             "DELETES",
@@ -196,6 +196,17 @@ fn attach_tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<()> 
     tp.attach(category, name)
         .with_context(|| format!("attaching {category}/{name}"))?;
     Ok(())
+}
+
+/// `RING_BYTES`, or `$SYSMON_RING_BYTES` (tests use a small ring to force drops).
+fn ring_bytes() -> Result<u32> {
+    let Ok(v) = std::env::var("SYSMON_RING_BYTES") else {
+        return Ok(RING_BYTES);
+    };
+    match v.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && n >= 4096 => Ok(n),
+        _ => bail!("SYSMON_RING_BYTES={v}: must be a power of two, at least 4096"),
+    }
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>

@@ -35,13 +35,15 @@ pub fn udp_send(ctx: RawTracePointContext) -> i32 {
     let ip = head.wrapping_add(read::<u16>(skb, off!(skb_network_header)) as usize);
     let udp = head.wrapping_add(read::<u16>(skb, off!(skb_transport_header)) as usize);
     let mut rec = record(1);
+    // Only a datagram's first fragment carries the UDP header; IPv6 extension headers
+    // (fragments included) are not walked.
     match read::<u8>(ip, 0) >> 4 {
-        4 => {
+        4 if u16::from_be(read(ip, 6)) & 0x1fff == 0 => {
             rec.family = AF_INET;
             rec.saddr[..4].copy_from_slice(&read::<[u8; 4]>(ip, 12));
             rec.daddr[..4].copy_from_slice(&read::<[u8; 4]>(ip, 16));
         }
-        6 => {
+        6 if read::<u8>(ip, 6) as u16 == IPPROTO_UDP => {
             rec.family = AF_INET6;
             rec.saddr = read(ip, 8);
             rec.daddr = read(ip, 24);
