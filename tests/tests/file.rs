@@ -168,6 +168,15 @@ fn in_child(dir: &Path, f: impl FnOnce() -> i32) -> u32 {
     }
 }
 
+/// A file removed on drop if the test did not get to delete it.
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[test]
 fn file_delete_gives_the_absolute_path_however_the_name_was_passed() {
     let Some(_serial) = kernel_test("file_delete") else {
@@ -189,6 +198,11 @@ fn file_delete_gives_the_absolute_path_however_the_name_was_passed() {
     }
     std::fs::create_dir(sub.join("a-dir")).unwrap();
     std::fs::create_dir(sub.join("rmdir")).unwrap();
+    let root_file = Removed(PathBuf::from(format!(
+        "/sysmon-delete-{}",
+        sysmon_tests::unique()
+    )));
+    let at_root = &root_file.0;
     let config = config_logging(&["FileDelete"]);
     let mut pids = std::collections::HashMap::new();
     let me = std::process::id();
@@ -225,6 +239,13 @@ fn file_delete_gives_the_absolute_path_however_the_name_was_passed() {
         assert_eq!(unsafe { libc::rmdir(c(&sub.join("rmdir")).as_ptr()) }, 0);
         assert_ne!(unsafe { libc::unlink(c(&sub.join("missing")).as_ptr()) }, 0);
         unsafe { libc::close(dfd) };
+        // From the root directory: `/name`, not `//name`.
+        std::fs::write(at_root, b"x").unwrap();
+        let name = cs(at_root.file_name().unwrap().to_str().unwrap());
+        pids.insert(
+            "from-root",
+            in_child(Path::new("/"), || unsafe { libc::unlink(name.as_ptr()) }),
+        );
         let status = Command::new("sh")
             .arg("-c")
             .arg(format!("cd '{}' && rm rm-in-shell", sub.display()))
@@ -241,6 +262,7 @@ fn file_delete_gives_the_absolute_path_however_the_name_was_passed() {
         ("rel-unlinkat", at("rel-unlinkat")),
         ("dot-rel", format!("{}/./dot-rel", sub.display())),
         ("dirfd", at("dirfd")),
+        ("from-root", at_root.display().to_string()),
     ];
     for (name, path) in &cases {
         let got = with_target(&events, 23, path);

@@ -1,32 +1,14 @@
-//! What the file events (9, 11, 23) share: the acting process and the target path. The
-//! process part serves every event about a pid (3 too).
+//! What the file events (9, 11, 23) share: the acting process and the target path.
 
 use sysmon_common::{file::FileRecord, truncated};
 
 use super::Event;
-use crate::{
-    enrich::{Enrich, clock, guid::Guid},
-    kernel::record::FileTail,
-};
+use crate::{enrich::Enrich, kernel::record::FileTail};
 
 /// RuleName, UtcTime, ProcessGuid and ProcessId, the start of every file event; returns the
 /// acting process's image (empty if unknown).
 pub fn push_head(ev: &mut Event, rec: &FileRecord, cx: &mut Enrich) -> Box<str> {
-    push_head_pid(ev, rec.header.tgid, rec.header.time_ns, cx)
-}
-
-/// [`push_head`] for process `pid` and an event at `time_ns` (since boot).
-pub fn push_head_pid(ev: &mut Event, pid: u32, time_ns: u64, cx: &mut Enrich) -> Box<str> {
-    ev.push(""); // RuleName
-    clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(time_ns));
-    ev.close();
-    let (guid, image) = match cx.cache.get(pid, None) {
-        Some(p) => (p.guid, p.image.clone()),
-        None => (Guid::ZERO, "".into()),
-    };
-    ev.push_fmt(format_args!("{guid}"));
-    ev.push_fmt(format_args!("{pid}"));
-    image
+    super::push_actor(ev, rec.header.tgid, rec.header.time_ns, cx)
 }
 
 pub fn push_user(ev: &mut Event, rec: &FileRecord, cx: &mut Enrich) {

@@ -7,12 +7,12 @@ use std::{
 
 use sysmon_common::net::{AF_INET6, IPPROTO_TCP, NetRecord};
 
-use super::{Event, file, schema};
+use super::{Event, schema};
 use crate::enrich::Enrich;
 
 pub fn build(ev: &mut Event, rec: &NetRecord, cx: &mut Enrich) {
     ev.reset(schema::by_id(schema::NETWORK_CONNECT).unwrap());
-    let image = file::push_head_pid(ev, rec.header.tgid, rec.header.time_ns, cx);
+    let image = super::push_actor(ev, rec.header.tgid, rec.header.time_ns, cx);
     ev.push(&image);
     let user = cx.users.name(rec.uid).unwrap_or("");
     ev.push(user);
