@@ -3,6 +3,7 @@
 use std::{io::Write, path::PathBuf, time::Duration};
 
 use anyhow::Result;
+use sysmon_common::RecordKind;
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -10,7 +11,10 @@ use tokio::{
 
 use crate::{
     enrich::{Enrich, clock},
-    events::{Event, process_create, process_terminate, schema, service},
+    events::{
+        Event, file_create, file_delete, network_connect, process_create, process_terminate,
+        raw_access_read, schema, service,
+    },
     kernel::{
         load::{self, Loaded},
         record::{self, Record},
@@ -53,6 +57,8 @@ pub struct Pipeline {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
     pub records: u64,
+    /// Records read, per record kind (index = kind value).
+    pub by_kind: [u64; RecordKind::SLOTS as usize],
     pub bad_records: u64,
     pub emitted: u64,
     pub kernel_drops: u64,
@@ -90,6 +96,13 @@ impl Pipeline {
     /// One record from the ring buffer.
     pub fn record(&mut self, bytes: &[u8]) {
         self.stats.records += 1;
+        if let Some(kind) = bytes
+            .first_chunk::<4>()
+            .map(|k| u32::from_ne_bytes(*k) as usize)
+            && kind < self.stats.by_kind.len()
+        {
+            self.stats.by_kind[kind] += 1;
+        }
         match record::decode(bytes) {
             Ok(Record::Exec(rec, tail)) => {
                 process_create::build(&mut self.event, &rec, &tail, &mut self.cx);
@@ -104,6 +117,22 @@ impl Pipeline {
                 self.cx
                     .cache
                     .insert_fork(h.tgid, rec.ppid, rec.uid, rec.start_ns);
+            }
+            Ok(Record::File(rec, tail)) => {
+                match RecordKind::from_u32(rec.header.kind) {
+                    Some(RecordKind::FileCreate) => {
+                        file_create::build(&mut self.event, &rec, &tail, &mut self.cx)
+                    }
+                    Some(RecordKind::FileDelete) => {
+                        file_delete::build(&mut self.event, &rec, &tail, &mut self.cx)
+                    }
+                    _ => raw_access_read::build(&mut self.event, &rec, &tail, &mut self.cx),
+                }
+                self.emit();
+            }
+            Ok(Record::Net(rec)) => {
+                network_connect::build(&mut self.event, &rec, &mut self.cx);
+                self.emit();
             }
             Err(_) => self.stats.bad_records += 1,
         }
@@ -169,8 +198,14 @@ const SWEEP_TICKS: u64 = 60;
 
 /// Loads the programs and runs until SIGTERM or SIGINT.
 pub fn run(settings: Settings) -> Result<()> {
+    let active: Vec<u16> = schema::EVENTS
+        .iter()
+        .map(|k| k.id)
+        .filter(|id| settings.config.rules.is_active(*id))
+        .collect();
     let loaded = load::load(&load::Options {
         btf: settings.btf.as_deref(),
+        active: &active,
     })?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -224,13 +259,26 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             _ = int.recv() => break,
         }
     }
-    // Whatever is already in the ring buffer was recorded: send it before stopping.
+    // Whatever is already in the ring buffer was recorded: send it before stopping, and
+    // report what was lost since the last check.
     drain(ring.get_mut(), &mut pipeline);
+    if let Some(msg) = drop_watch.check(&load::drop_totals(&drops)) {
+        eprintln!("sysmon: {msg}");
+        pipeline.error("KernelDrops", &msg);
+    }
+    pipeline.stats.kernel_drops = drop_watch.total;
     pipeline.service_state("Stopped");
     let s = pipeline.stats;
     eprintln!(
-        "sysmon: stopped; records {}, bad records {}, events {}, kernel drops {}",
-        s.records, s.bad_records, s.emitted, s.kernel_drops
+        "sysmon: stopped; records {}, bad records {}, events {}; by kind:{}; kernel drops {}",
+        s.records,
+        s.bad_records,
+        s.emitted,
+        RecordKind::ALL
+            .iter()
+            .map(|k| format!(" {k:?} {}", s.by_kind[*k as usize]))
+            .collect::<String>(),
+        s.kernel_drops
     );
     Ok(())
 }

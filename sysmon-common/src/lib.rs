@@ -4,6 +4,8 @@
 //! whose layout each record type describes. The kernel sends only the used part of the tail.
 #![no_std]
 
+pub mod file;
+pub mod net;
 pub mod offsets;
 pub mod process;
 
@@ -16,10 +18,22 @@ pub enum RecordKind {
     Exec = 1,
     Exit = 2,
     Fork = 3,
+    FileCreate = 4,
+    FileDelete = 5,
+    RawAccess = 6,
+    Network = 7,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 3] = [RecordKind::Exec, RecordKind::Exit, RecordKind::Fork];
+    pub const ALL: [RecordKind; 7] = [
+        RecordKind::Exec,
+        RecordKind::Exit,
+        RecordKind::Fork,
+        RecordKind::FileCreate,
+        RecordKind::FileDelete,
+        RecordKind::RawAccess,
+        RecordKind::Network,
+    ];
     /// Number of slots in the drop-counter map (index = kind value).
     pub const SLOTS: u32 = 8;
 
@@ -45,6 +59,8 @@ pub mod truncated {
     pub const ARGS: u32 = 1 << 0;
     pub const EXE: u32 = 1 << 1;
     pub const CWD: u32 = 1 << 2;
+    /// The path of a file record (or its directory part).
+    pub const PATH: u32 = 1 << 3;
 }
 
 /// Longest path the kernel side rebuilds (bytes, without the terminating NUL).

@@ -39,6 +39,10 @@ offsets! {
     task_mm => "task_struct"."mm",
     task_fs => "task_struct"."fs",
     task_signal => "task_struct"."signal",
+    task_files => "task_struct"."files",
+    files_fdt => "files_struct"."fdt",
+    fdtable_max_fds => "fdtable"."max_fds",
+    fdtable_fd => "fdtable"."fd",
     signal_tty => "signal_struct"."tty",
     signal_live => "signal_struct"."live",
     tty_index => "tty_struct"."index",
@@ -50,6 +54,22 @@ offsets! {
     fs_pwd => "fs_struct"."pwd",
     file_f_path => "file"."f_path",
     file_f_inode => "file"."f_inode",
+    file_f_mode => "file"."f_mode",
+    file_private_data => "file"."private_data",
+    socket_sk => "socket"."sk",
+    sock_common => "sock"."__sk_common",
+    sock_protocol => "sock"."sk_protocol",
+    skc_family => "sock_common"."skc_family",
+    skc_daddr => "sock_common"."skc_daddr",
+    skc_rcv_saddr => "sock_common"."skc_rcv_saddr",
+    skc_dport => "sock_common"."skc_dport",
+    skc_num => "sock_common"."skc_num",
+    skc_v6_daddr => "sock_common"."skc_v6_daddr",
+    skc_v6_rcv_saddr => "sock_common"."skc_v6_rcv_saddr",
+    skb_sk => "sk_buff"."sk",
+    skb_head => "sk_buff"."head",
+    skb_network_header => "sk_buff"."network_header",
+    skb_transport_header => "sk_buff"."transport_header",
     path_mnt => "path"."mnt",
     path_dentry => "path"."dentry",
     dentry_d_parent => "dentry"."d_parent",
@@ -60,6 +80,7 @@ offsets! {
     mount_mnt_parent => "mount"."mnt_parent",
     mount_mnt_mountpoint => "mount"."mnt_mountpoint",
     vfsmount_mnt_root => "vfsmount"."mnt_root",
+    inode_i_mode => "inode"."i_mode",
     inode_i_ino => "inode"."i_ino",
     inode_i_sb => "inode"."i_sb",
     inode_i_size => "inode"."i_size",
@@ -68,8 +89,14 @@ offsets! {
     sb_s_dev => "super_block"."s_dev",
 }
 
-/// Members that some kernels lack (CONFIG_AUDIT off); the programs treat them as unknown.
-pub const OPTIONAL: &[&str] = &["task_loginuid", "task_sessionid"];
+/// Members that some kernels lack; the programs treat them as unknown.
+pub const OPTIONAL: &[&str] = &[
+    "task_loginuid",
+    "task_sessionid",
+    // CONFIG_IPV6 off.
+    "skc_v6_daddr",
+    "skc_v6_rcv_saddr",
+];
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Offsets {}

@@ -45,3 +45,26 @@ pub fn read_ptr(base: Ptr, off: u32) -> Ptr {
 pub fn current_task() -> Ptr {
     unsafe { bpf_get_current_task() as Ptr }
 }
+
+/// The `struct file` behind descriptor `fd` of the current task (`files->fdt->fd[fd]`), or
+/// null. Read right after the syscall that returned or used the descriptor.
+#[inline(always)]
+pub fn file_of_fd(fd: u64) -> Ptr {
+    let files = read_ptr(current_task(), off!(task_files));
+    let fdt = read_ptr(files, off!(files_fdt));
+    let max: u32 = read(fdt, off!(fdtable_max_fds));
+    if fd >= max as u64 {
+        return core::ptr::null();
+    }
+    let table = read_ptr(fdt, off!(fdtable_fd));
+    read_ptr(table, (fd as u32).wrapping_mul(8))
+}
+
+/// Real uid of the current task (`cred->uid`).
+#[inline(always)]
+pub fn current_uid() -> u32 {
+    read(
+        read_ptr(current_task(), off!(task_real_cred)),
+        off!(cred_uid),
+    )
+}

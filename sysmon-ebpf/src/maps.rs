@@ -2,10 +2,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use sysmon_common::{
     RecordKind,
+    file::{FILE_TAIL_MAX, FileRecord},
+    net::UdpFlow,
     process::{EXEC_TAIL_MAX, ExecRecord},
 };
 
@@ -27,6 +29,40 @@ pub static EXEC_SCRATCH: Array<ExecScratch> = Array::with_max_entries(1, 0);
 /// Scratch space for rebuilding paths back to front.
 #[map]
 pub static PATH_SCRATCH: PerCpuArray<PathScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Scratch space to build a file record in.
+#[map]
+pub static FILE_SCRATCH: PerCpuArray<FileScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Deletes in flight, by pid_tgid: the record is built at syscall entry, while the name
+/// still resolves, and sent at exit if the unlink succeeded. LRU, so entries of threads that
+/// never came back (killed in the call) age out.
+#[map]
+pub static DELETES: LruHashMap<u64, FileScratch> = LruHashMap::with_max_entries(1024, 0);
+
+/// TCP connects in progress, by socket address: who called connect() (the state change to
+/// ESTABLISHED comes later, from softirq, where the current task is anyone).
+#[map]
+pub static CONNECTS: LruHashMap<u64, ConnectOwner> = LruHashMap::with_max_entries(16384, 0);
+
+/// UDP flows reported, with when (ns since boot): each is reported again only after
+/// `UDP_REPORT_NS`. LRU, so the least recent flows make room.
+#[map]
+pub static UDP_SEEN: LruHashMap<UdpFlow, u64> = LruHashMap::with_max_entries(16384, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ConnectOwner {
+    pub pid_tgid: u64,
+    pub uid: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+pub struct FileScratch {
+    pub rec: FileRecord,
+    pub tail: [u8; FILE_TAIL_MAX],
+}
 
 #[repr(C)]
 pub struct ExecScratch {

@@ -19,7 +19,18 @@ pub struct Agent {
 impl Agent {
     /// Starts the agent and waits for its event 4 `Started` in syslog.
     pub fn start(syslog: &Rsyslog, dir: &Path, config: Option<&Path>) -> Agent {
+        Self::start_with_env(syslog, dir, config, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables.
+    pub fn start_with_env(
+        syslog: &Rsyslog,
+        dir: &Path,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Agent {
         let mut cmd = Command::new(crate::sysmon_bin());
+        cmd.envs(env.iter().copied());
         cmd.arg("-accepteula").arg("-t");
         if let Some(c) = config {
             cmd.arg(c);

@@ -88,3 +88,77 @@ pub fn unique() -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A private rsyslogd and an agent started with configuration `config` (XML text, `None` for
+/// the defaults).
+pub struct Session {
+    pub dir: TempDir,
+    pub syslog: rsyslog::Rsyslog,
+    pub agent: agent::Agent,
+}
+
+impl Session {
+    pub fn start(tag: &str, config: Option<&str>) -> Session {
+        Self::start_with_env(tag, config, &[])
+    }
+
+    /// [`Session::start`] with extra environment for the agent.
+    pub fn start_with_env(tag: &str, config: Option<&str>, env: &[(&str, &str)]) -> Session {
+        let dir = TempDir::new(tag);
+        let syslog = rsyslog::Rsyslog::start(&dir.0);
+        let config_path = config.map(|xml| {
+            let p = dir.0.join("config.xml");
+            std::fs::write(&p, xml).unwrap();
+            p
+        });
+        let agent = agent::Agent::start_with_env(&syslog, &dir.0, config_path.as_deref(), env);
+        Session { dir, syslog, agent }
+    }
+
+    /// Stops the agent; returns every event it wrote and its stderr.
+    pub fn stop(self) -> (Vec<events::Event>, String) {
+        let pid = self.agent.pid;
+        self.agent.stop(&self.syslog);
+        let events = events::parse_lines(&self.syslog.lines())
+            .into_iter()
+            .filter(|e| e.agent_pid == pid)
+            .collect();
+        let stderr = std::fs::read_to_string(self.dir.0.join("agent.stderr")).unwrap_or_default();
+        (events, stderr)
+    }
+}
+
+/// Runs `actions` in a [`Session`]; returns every event the agent wrote and its stderr.
+pub fn record_with(
+    tag: &str,
+    config: Option<&str>,
+    actions: impl FnOnce(&Path),
+) -> (Vec<events::Event>, String) {
+    let s = Session::start(tag, config);
+    actions(&s.dir.0);
+    s.stop()
+}
+
+/// user + system CPU seconds of a process so far.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// A configuration that logs every event of the given types (by config tag), besides the
+/// defaults.
+pub fn config_logging(tags: &[&str]) -> String {
+    let rules: String = tags
+        .iter()
+        .map(|t| format!("    <{t} onmatch=\"exclude\"/>\n"))
+        .collect();
+    format!(
+        "<Sysmon schemaversion=\"4.22\">\n  <EventFiltering>\n{rules}  </EventFiltering>\n</Sysmon>\n"
+    )
+}

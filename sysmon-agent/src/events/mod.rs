@@ -3,13 +3,36 @@
 //! One builder file per event id turns a kernel record (plus the process cache) into an
 //! [`Event`]. The rules engine and the renderer see only this type.
 
+pub mod file;
+pub mod file_create;
+pub mod file_delete;
+pub mod network_connect;
 pub mod process_create;
 pub mod process_terminate;
+pub mod raw_access_read;
 pub mod schema;
 pub mod service;
 pub mod text;
 
 pub use schema::EventKind;
+
+use crate::enrich::{Enrich, clock, guid::Guid};
+
+/// RuleName, UtcTime, ProcessGuid and ProcessId of an event about what process `pid` did at
+/// `time_ns` (since boot), the start of events 3, 9, 11 and 23; returns the process's image
+/// (empty if unknown), which each event places itself.
+pub fn push_actor(ev: &mut Event, pid: u32, time_ns: u64, cx: &mut Enrich) -> std::rc::Rc<str> {
+    ev.push(""); // RuleName
+    clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(time_ns));
+    ev.close();
+    let (guid, image) = match cx.cache.get(pid, None) {
+        Some(p) => (p.guid, p.image.clone()),
+        None => (Guid::ZERO, "".into()),
+    };
+    ev.push_fmt(format_args!("{guid}"));
+    ev.push_fmt(format_args!("{pid}"));
+    image
+}
 
 /// A Sysmon event: its kind and one string per field of `kind.fields`, in order.
 ///

@@ -11,6 +11,7 @@ use aya::{
 use sysmon_common::{RecordKind, offsets::ABSENT};
 
 use super::btf;
+use crate::events::schema;
 
 /// The object built by `cargo xtask build-ebpf`, embedded by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sysmon.bpf.o"));
@@ -19,6 +20,14 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sy
 /// holds tens of thousands of them while user space catches up. User space maps it (twice,
 /// for wrap-around), which shows in the agent's RSS.
 const RING_BYTES: u32 = 16 * 1024 * 1024;
+
+/// Unlink calls that can be in progress at once (threads inside unlink/unlinkat); beyond
+/// that a delete is counted as dropped.
+const DELETES_IN_FLIGHT: u32 = 1024;
+
+/// Size of the network maps: TCP connects between SYN_SENT and ESTABLISHED, UDP flows
+/// reported in the last 30 minutes. Both are LRU: the oldest entries make room.
+const FLOWS: u32 = 16384;
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 const BPFFS: &str = "/sys/fs/bpf";
@@ -35,7 +44,46 @@ pub struct Loaded {
 pub struct Options<'a> {
     /// BTF to read struct offsets from (`-btf <file>`), else the running kernel's.
     pub btf: Option<&'a Path>,
+    /// Event ids the configuration can emit (`RuleSet::is_active`): only their probes are
+    /// attached. The process probes always are, as every event needs the process cache.
+    pub active: &'a [u16],
 }
+
+/// The optional probes: (event id, program, syscall tracepoints it is attached to). A
+/// tracepoint this architecture lacks (no `open` or `creat` on arm64) is skipped.
+const SENSORS: &[(u16, &str, &[&str])] = &[
+    (
+        schema::FILE_CREATE,
+        "file_create",
+        &[
+            "sys_exit_creat",
+            "sys_exit_open",
+            "sys_exit_openat",
+            "sys_exit_openat2",
+        ],
+    ),
+    (
+        schema::RAW_ACCESS_READ,
+        "raw_access",
+        &["sys_exit_open", "sys_exit_openat", "sys_exit_openat2"],
+    ),
+    (schema::FILE_DELETE, "unlink_enter", &["sys_enter_unlink"]),
+    (
+        schema::FILE_DELETE,
+        "unlinkat_enter",
+        &["sys_enter_unlinkat"],
+    ),
+    (
+        schema::FILE_DELETE,
+        "unlink_exit",
+        &["sys_exit_unlink", "sys_exit_unlinkat"],
+    ),
+    (
+        schema::NETWORK_CONNECT,
+        "tcp_accept",
+        &["sys_exit_accept", "sys_exit_accept4"],
+    ),
+];
 
 pub fn load(opts: &Options) -> Result<Loaded> {
     preflight(opts)?;
@@ -48,11 +96,23 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         .map_err(|(_, e)| e)
         .context("counting CPUs")? as u32;
 
+    let network = opts.active.contains(&schema::NETWORK_CONNECT);
     let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &offsets, true)
         .override_global("EXIT_GROUP_DEAD", &group_dead, true)
         .map_max_entries("EXEC_SCRATCH", cpus)
-        .map_max_entries("EVENTS", RING_BYTES)
+        .map_max_entries("EVENTS", ring_bytes()?)
+        // Large preallocated values: keep the map tiny when deletes are not traced.
+        .map_max_entries(
+            "DELETES",
+            if opts.active.contains(&schema::FILE_DELETE) {
+                DELETES_IN_FLIGHT
+            } else {
+                1
+            },
+        )
+        .map_max_entries("CONNECTS", if network { FLOWS } else { 1 })
+        .map_max_entries("UDP_SEEN", if network { FLOWS } else { 1 })
         .load(OBJECT)
         .context("loading the eBPF object into the kernel (is BPF enabled and are we root?)")?;
 
@@ -62,6 +122,34 @@ pub fn load(opts: &Options) -> Result<Loaded> {
     fork.load().context("verifying sched_process_fork")?;
     fork.attach("sched_process_fork")
         .context("attaching sched_process_fork")?;
+    if opts.active.contains(&schema::NETWORK_CONNECT) {
+        let tp: &mut RawTracePoint = program(&mut ebpf, "inet_sock_set_state")?;
+        tp.load().context("verifying inet_sock_set_state")?;
+        tp.attach("inet_sock_set_state")
+            .context("attaching inet_sock_set_state")?;
+        for (name, point) in [
+            ("udp_send", "net_dev_queue"),
+            ("udp_recv", "sock_recv_length"),
+        ] {
+            let tp: &mut RawTracePoint = program(&mut ebpf, name)?;
+            tp.load().with_context(|| format!("verifying {name}"))?;
+            tp.attach(point)
+                .with_context(|| format!("attaching {name} to {point}"))?;
+        }
+    }
+    for (id, name, points) in SENSORS {
+        if !opts.active.contains(id) {
+            continue;
+        }
+        let tp: &mut TracePoint = program(&mut ebpf, name)?;
+        tp.load().with_context(|| format!("verifying {name}"))?;
+        for point in *points {
+            if Path::new(&format!("{TRACEFS}/events/syscalls/{point}")).exists() {
+                tp.attach("syscalls", point)
+                    .with_context(|| format!("attaching {name} to syscalls/{point}"))?;
+            }
+        }
+    }
 
     // Parsing BTF took tens of MiB that the process no longer needs.
     unsafe { libc::malloc_trim(0) };
@@ -108,6 +196,17 @@ fn attach_tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<()> 
     tp.attach(category, name)
         .with_context(|| format!("attaching {category}/{name}"))?;
     Ok(())
+}
+
+/// `RING_BYTES`, or `$SYSMON_RING_BYTES` (tests use a small ring to force drops).
+fn ring_bytes() -> Result<u32> {
+    let Ok(v) = std::env::var("SYSMON_RING_BYTES") else {
+        return Ok(RING_BYTES);
+    };
+    match v.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && n >= 4096 => Ok(n),
+        _ => bail!("SYSMON_RING_BYTES={v}: must be a power of two, at least 4096"),
+    }
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>

@@ -2,6 +2,8 @@
 
 use sysmon_common::{
     Header, RecordKind,
+    file::FileRecord,
+    net::NetRecord,
     process::{ExecRecord, ExitRecord, ForkRecord},
 };
 
@@ -11,6 +13,15 @@ pub enum Record<'a> {
     Exec(ExecRecord, ExecTail<'a>),
     Exit(ExitRecord),
     Fork(ForkRecord),
+    /// FileCreate, FileDelete or RawAccess (see the header's kind).
+    File(FileRecord, FileTail<'a>),
+    Net(NetRecord),
+}
+
+/// The tail of a file record: a kernel-built path and/or a name as passed to the call.
+pub struct FileTail<'a> {
+    pub dir: &'a [u8],
+    pub name: &'a [u8],
 }
 
 /// The tail of an exec record: exe path, cwd and argv bytes.
@@ -40,6 +51,14 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
         }
         Some(RecordKind::Exit) => Ok(Record::Exit(copy(bytes)?)),
         Some(RecordKind::Fork) => Ok(Record::Fork(copy(bytes)?)),
+        Some(RecordKind::FileCreate | RecordKind::FileDelete | RecordKind::RawAccess) => {
+            let rec: FileRecord = copy(bytes)?;
+            let mut tail = &bytes[size_of::<FileRecord>()..];
+            let dir = take(&mut tail, rec.dir_len)?;
+            let name = take(&mut tail, rec.name_len)?;
+            Ok(Record::File(rec, FileTail { dir, name }))
+        }
+        Some(RecordKind::Network) => Ok(Record::Net(copy(bytes)?)),
         None => Err(BadRecord::UnknownKind(header.kind)),
     }
 }
@@ -60,4 +79,59 @@ fn take<'a>(tail: &mut &'a [u8], len: u32) -> Result<&'a [u8], BadRecord> {
     let (head, rest) = tail.split_at(len);
     *tail = rest;
     Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes<T>(rec: &T) -> Vec<u8> {
+        // SAFETY: plain repr(C) records.
+        unsafe { std::slice::from_raw_parts(rec as *const T as *const u8, size_of::<T>()) }.to_vec()
+    }
+
+    #[test]
+    fn file_record_tail_splits_into_dir_and_name() {
+        let rec = FileRecord {
+            header: Header {
+                kind: RecordKind::FileDelete as u32,
+                ..Header::default()
+            },
+            dir_len: 4,
+            name_len: 3,
+            ..FileRecord::default()
+        };
+        let mut b = bytes(&rec);
+        b.extend_from_slice(b"/tmpabc");
+        match decode(&b) {
+            Ok(Record::File(r, tail)) => {
+                assert_eq!(r.header.kind, RecordKind::FileDelete as u32);
+                assert_eq!((tail.dir, tail.name), (&b"/tmp"[..], &b"abc"[..]));
+            }
+            _ => panic!("not a file record"),
+        }
+        // A tail shorter than its lengths say is refused, not read past.
+        assert!(matches!(decode(&b[..b.len() - 1]), Err(BadRecord::Short)));
+    }
+
+    #[test]
+    fn network_record_decodes_and_unknown_kinds_are_refused() {
+        let rec = NetRecord {
+            header: Header {
+                kind: RecordKind::Network as u32,
+                ..Header::default()
+            },
+            sport: 4242,
+            ..NetRecord::default()
+        };
+        assert!(matches!(decode(&bytes(&rec)), Ok(Record::Net(r)) if r.sport == 4242));
+        let odd = Header {
+            kind: 99,
+            ..Header::default()
+        };
+        assert!(matches!(
+            decode(&bytes(&odd)),
+            Err(BadRecord::UnknownKind(99))
+        ));
+    }
 }

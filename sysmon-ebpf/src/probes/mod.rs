@@ -2,7 +2,13 @@
 
 mod exec;
 mod exit;
+mod file;
+mod file_create;
+mod file_delete;
 mod fork;
+mod network;
+mod network_udp;
+mod raw_access;
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};
 use sysmon_common::{Header, RecordKind};

@@ -1,0 +1,17 @@
+//! Event 11, FileCreate, from a file record: a successful open that created the file.
+
+use sysmon_common::file::FileRecord;
+
+use super::{Event, file, schema};
+use crate::{enrich::Enrich, kernel::record::FileTail};
+
+pub fn build(ev: &mut Event, rec: &FileRecord, tail: &FileTail, cx: &mut Enrich) {
+    ev.reset(schema::by_id(schema::FILE_CREATE).unwrap());
+    let image = file::push_head(ev, rec, cx);
+    ev.push(&image);
+    file::push_target(ev, rec, tail);
+    // CreationUtcTime: the event time, as Sysmon (the file was created by this very call).
+    let utc = ev.get(1).to_owned();
+    ev.push(&utc);
+    file::push_user(ev, rec, cx);
+}

@@ -1,0 +1,120 @@
+//! FileDelete: unlink and unlinkat (not AT_REMOVEDIR). After a successful unlink the name no
+//! longer resolves, so the record is built at entry (the name as passed, plus the cwd or the
+//! directory fd's path when the name is relative), parked by pid_tgid, and sent at exit only
+//! when the call returned 0.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_probe_read_user, bpf_probe_read_user_str},
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use sysmon_common::{
+    PATH_MAX, RecordKind,
+    file::{AT_REMOVEDIR, FileRecord},
+    truncated,
+};
+
+use super::file::{enter_arg, exit_ret};
+use crate::{
+    kernel::{Ptr, current_task, current_uid, file_of_fd, off, read_ptr},
+    maps::{DELETES, FILE_SCRATCH, count_drop, send},
+    path,
+};
+
+const AT_FDCWD: i32 = -100;
+
+#[tracepoint]
+pub fn unlink_enter(ctx: TracePointContext) -> u32 {
+    enter(AT_FDCWD, enter_arg(&ctx, 0) as Ptr);
+    0
+}
+
+#[tracepoint]
+pub fn unlinkat_enter(ctx: TracePointContext) -> u32 {
+    if enter_arg(&ctx, 2) & AT_REMOVEDIR == 0 {
+        enter(enter_arg(&ctx, 0) as i32, enter_arg(&ctx, 1) as Ptr);
+    }
+    0
+}
+
+/// Exit of both unlink and unlinkat.
+#[tracepoint]
+pub fn unlink_exit(ctx: TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let Some(parked) = DELETES.get_ptr(id) else {
+        return 0;
+    };
+    if exit_ret(&ctx) == 0 {
+        let s = unsafe { &*parked };
+        let total = s.rec.header.len as usize;
+        let all = super::bytes(s);
+        if total <= all.len() {
+            send(RecordKind::FileDelete, &all[..total]);
+        }
+    }
+    let _ = DELETES.remove(id);
+    0
+}
+
+#[inline(always)]
+fn enter(dfd: i32, name: Ptr) {
+    let Some(s) = FILE_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let s = unsafe { &mut *s };
+    let mut first = 0u8;
+    unsafe { bpf_probe_read_user(&raw mut first as *mut _, 1, name as *const _) };
+    let mut flags = 0;
+    let mut dir_len = 0usize;
+    if first != b'/' {
+        let base = if dfd == AT_FDCWD {
+            let fs = read_ptr(current_task(), off!(task_fs));
+            if fs.is_null() {
+                fs
+            } else {
+                fs.wrapping_add(off!(fs_pwd) as usize)
+            }
+        } else {
+            let file = file_of_fd(dfd as i64 as u64);
+            if file.is_null() {
+                file
+            } else {
+                file.wrapping_add(off!(file_f_path) as usize)
+            }
+        };
+        if !base.is_null() {
+            let built = path::build(base);
+            if built.truncated {
+                flags |= truncated::PATH;
+            }
+            dir_len = path::copy_out(&built, s.tail.as_mut_ptr());
+        }
+    }
+    let dir_len = dir_len & (PATH_MAX - 1);
+    let got = unsafe {
+        bpf_probe_read_user_str(
+            s.tail.as_mut_ptr().wrapping_add(dir_len) as *mut _,
+            PATH_MAX as u32,
+            name as *const _,
+        )
+    };
+    // The length includes the NUL; a failed read (bad pointer) fails the syscall too.
+    if got <= 1 {
+        return;
+    }
+    let name_len = (got as usize - 1) & (PATH_MAX - 1);
+    let total = core::mem::size_of::<FileRecord>() + dir_len + name_len;
+    s.rec = FileRecord {
+        header: super::header(RecordKind::FileDelete, total),
+        uid: current_uid(),
+        flags,
+        dir_len: dir_len as u32,
+        name_len: name_len as u32,
+    };
+    if DELETES.insert(bpf_get_current_pid_tgid(), s, 0).is_err() {
+        count_drop(RecordKind::FileDelete);
+    }
+}

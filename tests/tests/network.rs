@@ -1,0 +1,206 @@
+//! NetworkConnect (3) end to end: TCP connects and UDP datagrams from a forked child to a
+//! socket in this process, over 127.0.0.1 and ::1; one event for each side.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+
+use sysmon_tests::events::Event;
+
+use sysmon_tests::{config_logging, kernel_test, record_with};
+
+/// `sockaddr_in`/`sockaddr_in6` bytes for `addr`, made before fork (no allocation after).
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_in6, libc::socklen_t) {
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            let v4 = unsafe { &mut *(&mut sa as *mut _ as *mut libc::sockaddr_in) };
+            v4.sin_family = libc::AF_INET as u16;
+            v4.sin_port = a.port().to_be();
+            v4.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            (sa, size_of::<libc::sockaddr_in>() as u32)
+        }
+        SocketAddr::V6(a) => {
+            sa.sin6_family = libc::AF_INET6 as u16;
+            sa.sin6_port = a.port().to_be();
+            sa.sin6_addr.s6_addr = a.ip().octets();
+            (sa, size_of::<libc::sockaddr_in6>() as u32)
+        }
+    }
+}
+
+/// Connects to `to` from a forked child; returns the child's pid once it has exited.
+fn connect_from_child(to: SocketAddr) -> u32 {
+    from_child(to, libc::SOCK_STREAM)
+}
+
+/// From a forked child: a TCP connect to `to`, or (`SOCK_DGRAM`) two datagrams sent to it
+/// from one unconnected socket. Returns the child's pid once it has exited.
+fn from_child(to: SocketAddr, kind: i32) -> u32 {
+    let (sa, len) = sockaddr(to);
+    let family = if to.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    match unsafe { libc::fork() } {
+        0 => unsafe {
+            // Only async-signal-safe calls: the parent has threads.
+            let s = libc::socket(family, kind, 0);
+            let to = &sa as *const _ as *const libc::sockaddr;
+            let ok = s >= 0
+                && if kind == libc::SOCK_STREAM {
+                    libc::connect(s, to, len) == 0
+                } else {
+                    (0..2).all(|_| libc::sendto(s, b"x".as_ptr().cast(), 1, 0, to, len) == 1)
+                };
+            libc::close(s);
+            libc::_exit(if ok { 0 } else { 1 })
+        },
+        pid => {
+            let mut status = 0;
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "connect"
+            );
+            pid as u32
+        }
+    }
+}
+
+#[test]
+fn tcp_connect_and_accept_over_ipv4_and_ipv6() {
+    let Some(_serial) = kernel_test("tcp_connect") else {
+        return;
+    };
+    // (listen address, address text, IsIpv6 text)
+    let cases = [
+        ("127.0.0.1:0", "127.0.0.1", "false"),
+        ("[::1]:0", "0:0:0:0:0:0:0:1", "true"),
+    ];
+    let mut seen = Vec::new();
+    let config = config_logging(&["NetworkConnect"]);
+    let (events, _) = record_with("tcp", Some(&config), |_| {
+        for (listen, _, _) in cases {
+            let listener = TcpListener::bind(listen).unwrap();
+            let server = listener.local_addr().unwrap();
+            let child = connect_from_child(server);
+            let (_stream, peer) = listener.accept().unwrap();
+            seen.push((server.port(), peer.port(), child));
+        }
+    });
+    let me = std::process::id().to_string();
+    let image = std::env::current_exe().unwrap().display().to_string();
+    for ((_, ip, v6), (server, client, child)) in cases.iter().zip(&seen) {
+        let (server, client) = (server.to_string(), client.to_string());
+        let ours: Vec<_> = events
+            .iter()
+            .filter(|e| {
+                e.id == 3
+                    && (e.get("DestinationPort") == Some(&server)
+                        || e.get("SourcePort") == Some(&server))
+            })
+            .collect();
+        assert_eq!(ours.len(), 2, "{ip}: one event per side: {ours:#?}");
+        // (Initiated, ProcessId, SourcePort, DestinationPort)
+        let sides = [
+            ("true", child.to_string(), &client, &server),
+            ("false", me.clone(), &client, &server),
+        ];
+        for (initiated, pid, sport, dport) in sides {
+            let e = ours
+                .iter()
+                .find(|e| e.get("Initiated") == Some(initiated))
+                .unwrap_or_else(|| panic!("{ip}: no Initiated={initiated}"));
+            let want = [
+                ("ProcessId", pid.as_str()),
+                ("Image", image.as_str()),
+                ("User", "root"),
+                ("Protocol", "tcp"),
+                ("SourceIsIpv6", v6),
+                ("SourceIp", ip),
+                ("SourceHostname", "-"),
+                ("SourcePort", sport.as_str()),
+                ("SourcePortName", "-"),
+                ("DestinationIsIpv6", v6),
+                ("DestinationIp", ip),
+                ("DestinationHostname", "-"),
+                ("DestinationPort", dport.as_str()),
+                ("DestinationPortName", "-"),
+            ];
+            for (field, value) in want {
+                assert_eq!(
+                    e.get(field),
+                    Some(value),
+                    "{ip} Initiated={initiated}: {field}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn udp_send_and_receive_once_per_flow_over_ipv4_and_ipv6() {
+    let Some(_serial) = kernel_test("udp") else {
+        return;
+    };
+    // (bind address, address text, IsIpv6 text, unconnected remote end)
+    let cases = [
+        ("127.0.0.1:0", "127.0.0.1", "false", "0.0.0.0"),
+        ("[::1]:0", "0:0:0:0:0:0:0:1", "true", "0:0:0:0:0:0:0:0"),
+    ];
+    let mut seen = Vec::new();
+    let config = config_logging(&["NetworkConnect"]);
+    let (events, _) = record_with("udp", Some(&config), |_| {
+        for (bind, _, _, _) in cases {
+            let server = UdpSocket::bind(bind).unwrap();
+            let at = server.local_addr().unwrap();
+            let child = from_child(at, libc::SOCK_DGRAM);
+            let mut buf = [0u8; 8];
+            let (_, peer) = server.recv_from(&mut buf).unwrap();
+            let (_, again) = server.recv_from(&mut buf).unwrap();
+            assert_eq!(peer, again);
+            seen.push((at.port(), peer.port(), child));
+        }
+    });
+    let me = std::process::id().to_string();
+    for ((_, ip, v6, unconnected), (server, client, child)) in cases.iter().zip(&seen) {
+        let server = server.to_string();
+        let ours: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.id == 3 && e.get("DestinationPort") == Some(&server))
+            .collect();
+        // Two datagrams, one flow: one event per side.
+        assert_eq!(ours.len(), 2, "{ip}: {ours:#?}");
+        // The receiving socket is unconnected: its remote end is unknown (as Sysmon).
+        let client = client.to_string();
+        // (Initiated, ProcessId, SourceIp, SourcePort)
+        let sides = [
+            ("true", child.to_string(), *ip, client.as_str()),
+            ("false", me.clone(), *unconnected, "0"),
+        ];
+        for (initiated, pid, source, sport) in sides {
+            let e = ours
+                .iter()
+                .find(|e| e.get("Initiated") == Some(initiated))
+                .unwrap_or_else(|| panic!("{ip}: no Initiated={initiated}"));
+            let want = [
+                ("ProcessId", pid.as_str()),
+                ("User", "root"),
+                ("Protocol", "udp"),
+                ("SourceIsIpv6", v6),
+                ("SourceIp", source),
+                ("SourcePort", sport),
+                ("DestinationIsIpv6", v6),
+                ("DestinationIp", ip),
+                ("DestinationPort", &server),
+            ];
+            for (field, value) in want {
+                assert_eq!(
+                    e.get(field),
+                    Some(value),
+                    "{ip} Initiated={initiated}: {field}"
+                );
+            }
+        }
+    }
+}
