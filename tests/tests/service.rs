@@ -1,0 +1,257 @@
+//! The service end to end, without systemd: `sysmon -i` installs into a temporary root and
+//! starts the daemon, a private rsyslogd splits its events into `var/log/sysmon.log`, `-c`
+//! reloads, `-u` stops. Real kernel, real rsyslogd; each test picks out its own events by
+//! unique arguments.
+
+use std::{
+    collections::HashSet,
+    os::unix::fs::PermissionsExt,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use sysmon_tests::{
+    alive, kernel_test,
+    rsyslog::wait_for,
+    service::{Install, exec_true, sha256_hex},
+    unique,
+};
+
+const CONFIG: &str =
+    "<Sysmon schemaversion=\"4.50\">\n  <EventFiltering>\n  </EventFiltering>\n</Sysmon>\n";
+/// Not well-formed: the error must name line 3.
+const BROKEN: &str = "<Sysmon schemaversion=\"4.50\">\n  <EventFiltering>\n</Sysmon>\n";
+
+fn creates_with(events: &[sysmon_tests::events::Event], token: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(token)))
+        .count()
+}
+
+#[test]
+fn install_update_uninstall() {
+    let Some(_serial) = kernel_test("install_update_uninstall") else {
+        return;
+    };
+    let t = Install::new("svc");
+    std::fs::write(t.path("cfg.xml"), CONFIG).unwrap();
+    std::fs::write(t.path("new.xml"), CONFIG.replace("4.50", "4.60")).unwrap();
+    std::fs::write(t.path("broken.xml"), BROKEN).unwrap();
+
+    // -i: the daemon runs as soon as it returns; event 16 names the config as typed.
+    t.ok(&["-accepteula", "-i", "cfg.xml"]);
+    let pid = t.daemon().expect("a daemon in the pid file");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sysmon", "pgrep -x sysmon finds it");
+    let started = t.wait_event("event 16 at start", |e| {
+        e.id == 16 && e.agent_pid == pid as u32
+    });
+    assert_eq!(started.get("Configuration"), Some("cfg.xml"));
+    let want_hash = format!("SHA256={}", sha256_hex(&t.path("cfg.xml")));
+    assert_eq!(
+        started.get("ConfigurationFileHash"),
+        Some(want_hash.as_str())
+    );
+
+    // An exec shows up in sysmon.log and in no other rsyslog file.
+    let token = format!("svc-{}", unique());
+    exec_true(&token);
+    t.wait_event("our ProcessCreate", |e| {
+        e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token))
+    });
+    t.sync();
+    assert!(
+        !t.syslog.lines().iter().any(|l| l.contains(&token)),
+        "a sysmon event leaked into the catch-all file"
+    );
+
+    // A broken config: exit 87, the file and line named, nothing changed, old rules apply.
+    let before = std::fs::read(t.path("opt/sysmon/config.xml")).unwrap();
+    let out = t.sysmon(&["-c", "broken.xml"]);
+    assert_eq!(out.status.code(), Some(87));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.xml:3"), "error lacks file:line: {err}");
+    assert_eq!(
+        std::fs::read(t.path("opt/sysmon/config.xml")).unwrap(),
+        before
+    );
+    assert_eq!(t.daemon(), Some(pid), "the daemon was disturbed");
+    let token2 = format!("svc-{}", unique());
+    exec_true(&token2);
+    t.wait_event("ProcessCreate under the old rules", |e| {
+        e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token2))
+    });
+
+    // A good config: same daemon, event 16 with the new path and hash.
+    let new = t.path("new.xml");
+    t.ok(&["-c", new.to_str().unwrap()]);
+    let want_hash = format!("SHA256={}", sha256_hex(&new));
+    let changed = t.wait_event("event 16 after -c", |e| {
+        e.id == 16 && e.get("Configuration") == new.to_str()
+    });
+    assert_eq!(
+        changed.get("ConfigurationFileHash"),
+        Some(want_hash.as_str())
+    );
+    assert_eq!(changed.agent_pid, pid as u32, "-c restarted the daemon");
+    let shown = t.ok(&["-c"]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("Rule configuration (version 4."));
+
+    // -u: event 4 Stopped, no daemon left; the state stays.
+    let out = t.ok(&["-u"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Sysmon stopped."));
+    t.wait_event("event 4 Stopped", |e| {
+        e.id == 4 && e.agent_pid == pid as u32 && e.get("State") == Some("Stopped")
+    });
+    assert!(!alive(pid), "the daemon still runs");
+    assert!(t.daemon().is_none());
+    assert!(t.path("opt/sysmon/eventId").exists());
+    assert!(
+        t.path("etc/rsyslog.d/30-sysmon.conf").exists(),
+        "-u keeps the split"
+    );
+    t.ok(&["-u", "force"]);
+    assert!(
+        !t.path("etc/rsyslog.d/30-sysmon.conf").exists(),
+        "-u force removes it"
+    );
+}
+
+#[test]
+fn record_ids_continue_after_kill_9_and_reinstall() {
+    let Some(_serial) = kernel_test("record_ids_after_kill_9") else {
+        return;
+    };
+    let t = Install::new("ids");
+    let mut daemons = Vec::new();
+    for round in 0..2 {
+        t.ok(&["-accepteula", "-i"]);
+        let pid = t.daemon().expect("daemon");
+        daemons.push(pid as u32);
+        let token = format!("ids-{round}-{}", unique());
+        exec_true(&token);
+        t.wait_event("our ProcessCreate", |e| {
+            e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token))
+        });
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_for(|| !alive(pid), "the killed daemon to go");
+    }
+    let events = t.events();
+    let ids = |pid: u32| -> Vec<u64> {
+        events
+            .iter()
+            .filter(|e| e.agent_pid == pid)
+            .map(|e| e.record_id)
+            .collect()
+    };
+    let (first, second) = (ids(daemons[0]), ids(daemons[1]));
+    assert!(!first.is_empty() && !second.is_empty());
+    assert!(
+        second.iter().min() > first.iter().max(),
+        "EventRecordID went back after kill -9: {first:?} then {second:?}"
+    );
+    let all: Vec<u64> = first.iter().chain(&second).copied().collect();
+    assert_eq!(
+        all.iter().collect::<HashSet<_>>().len(),
+        all.len(),
+        "duplicate ids"
+    );
+}
+
+#[test]
+fn installed_modes_and_root_checks() {
+    let Some(_serial) = kernel_test("installed_modes") else {
+        return;
+    };
+    let t = Install::new("modes");
+    std::fs::write(t.path("cfg.xml"), CONFIG).unwrap();
+    t.ok(&["-accepteula", "-i", "cfg.xml"]);
+    // (path under the root, mode) as spec 4.3; the rsyslog and logrotate files are 0644.
+    let modes: &[(&str, u32)] = &[
+        ("opt/sysmon", 0o700),
+        ("opt/sysmon/sysmon", 0o700),
+        ("opt/sysmon/sysmonLogView", 0o700),
+        ("opt/sysmon/config.xml", 0o600),
+        ("opt/sysmon/argv", 0o600),
+        ("opt/sysmon/eventId", 0o600),
+        ("etc/rsyslog.d/30-sysmon.conf", 0o644),
+        ("etc/logrotate.d/sysmon", 0o644),
+    ];
+    for (path, mode) in modes {
+        let meta = std::fs::metadata(t.path(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(meta.permissions().mode() & 0o7777, *mode, "mode of {path}");
+    }
+    let pid = t.daemon();
+    let config = std::fs::read(t.path("opt/sysmon/config.xml")).unwrap();
+    // Commands that need root, run as nobody: refused (740, seen as 228), nothing changed.
+    for args in [&["-c", "cfg.xml"][..], &["-c"], &["-u"], &["-i"]] {
+        let out = t.sysmon_as(65534, args);
+        assert_eq!(out.status.code(), Some(740 & 0xff), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("You need to run Sysmon as root."),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(t.daemon(), pid);
+    assert_eq!(
+        std::fs::read(t.path("opt/sysmon/config.xml")).unwrap(),
+        config
+    );
+    t.ok(&["-u"]);
+}
+
+/// rsyslogd restarts while 1000 execs happen: each ProcessCreate reaches the file, or is
+/// counted in an event 255.
+#[test]
+fn rsyslog_restart_during_a_thousand_execs() {
+    let Some(_serial) = kernel_test("rsyslog_restart") else {
+        return;
+    };
+    const N: usize = 1000;
+    let mut t = Install::new("restart");
+    t.ok(&["-accepteula", "-i"]);
+    let pid = t.daemon().expect("daemon");
+    let token = format!("rst-{}", unique());
+    let done = Arc::new(AtomicUsize::new(0));
+    let worker = {
+        let (token, done) = (token.clone(), done.clone());
+        std::thread::spawn(move || {
+            for i in 0..N {
+                exec_true(&format!("{token}-{i}"));
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    wait_for(
+        || done.load(Ordering::Relaxed) >= N / 4,
+        "a quarter of the execs",
+    );
+    t.syslog.restart();
+    worker.join().unwrap();
+    let dropped = |events: &[sysmon_tests::events::Event]| -> u64 {
+        events
+            .iter()
+            .filter(|e| e.id == 255 && e.agent_pid == pid as u32)
+            .filter_map(|e| e.get("Description"))
+            .filter_map(|d| d.split_whitespace().find_map(|w| w.parse::<u64>().ok()))
+            .sum()
+    };
+    wait_for(
+        || {
+            let events = t.events();
+            creates_with(&events, &token) as u64 + dropped(&events) >= N as u64
+        },
+        "every ProcessCreate or its loss report",
+    );
+    let events = t.events();
+    eprintln!(
+        "creates in the file: {}, reported lost: {}",
+        creates_with(&events, &token),
+        dropped(&events)
+    );
+    t.ok(&["-u"]);
+}
