@@ -85,13 +85,19 @@ input(type="imuxsock" Socket="{sock}" RateLimit.Interval="0" CreatePath="on")
         fs::read_to_string(&self.pid_file).ok()?.trim().parse().ok()
     }
 
+    /// Starts it again after `stop`, same configuration and output.
+    pub fn resume(&mut self) {
+        self.spawn();
+    }
+
     /// Stops it (SIGTERM, as a system restart would) and starts it again.
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
     }
 
-    fn stop(&mut self) {
+    /// Stops it and removes its socket: syslog is away until `resume`.
+    pub fn stop(&mut self) {
         if let Some(pid) = self.pid() {
             unsafe { libc::kill(pid, libc::SIGTERM) };
             match &mut self.child {

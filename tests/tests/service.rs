@@ -255,3 +255,76 @@ fn rsyslog_restart_during_a_thousand_execs() {
     );
     t.ok(&["-u"]);
 }
+
+/// Syslog away for a while (socket gone): the daemon keeps running, holds the events and
+/// sends them once syslog is back.
+#[test]
+fn events_wait_while_syslog_is_away() {
+    let Some(_serial) = kernel_test("syslog_away") else {
+        return;
+    };
+    const N: usize = 100;
+    let mut t = Install::new("away");
+    t.ok(&["-accepteula", "-i"]);
+    let pid = t.daemon().expect("daemon");
+    t.syslog.stop();
+    let token = format!("away-{}", unique());
+    for i in 0..N {
+        exec_true(&format!("{token}-{i}"));
+    }
+    t.syslog.resume();
+    wait_for(
+        || creates_with(&t.events(), &token) == N,
+        "the held-back ProcessCreate events",
+    );
+    assert_eq!(t.daemon(), Some(pid), "the daemon did not survive");
+    t.ok(&["-u"]);
+}
+
+/// A daemon that does not answer SIGTERM (stopped here with SIGSTOP): `-u` says so and
+/// leaves it, `-u force` kills it; a re-install starts a fresh one.
+#[test]
+fn uninstall_force_kills_a_hung_daemon() {
+    let Some(_serial) = kernel_test("uninstall_force") else {
+        return;
+    };
+    let t = Install::new("hung");
+    t.ok(&["-accepteula", "-i"]);
+    let pid = t.daemon().expect("daemon");
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let out = t.sysmon(&["-u"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-u force"));
+    assert!(alive(pid));
+    t.ok(&["-u", "force"]);
+    assert!(!alive(pid), "-u force left the daemon");
+    t.ok(&["-accepteula", "-i"]);
+    let again = t.daemon().expect("a new daemon");
+    assert_ne!(again, pid);
+    t.ok(&["-u"]);
+}
+
+/// The installed config turns bad behind sysmon's back (`-c` would refuse it): on SIGHUP the
+/// daemon keeps its rules and says why in an event 255.
+#[test]
+fn a_bad_reload_is_an_error_event_and_changes_nothing() {
+    let Some(_serial) = kernel_test("bad_reload") else {
+        return;
+    };
+    let t = Install::new("reload");
+    t.ok(&["-accepteula", "-i"]);
+    let pid = t.daemon().expect("daemon");
+    std::fs::write(t.path("opt/sysmon/config.xml"), BROKEN).unwrap();
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let err = t.wait_event("event 255 ConfigReload", |e| {
+        e.id == 255 && e.agent_pid == pid as u32 && e.get("ID") == Some("ConfigReload")
+    });
+    assert!(err.get("Description").unwrap().contains("config.xml:3"));
+    let token = format!("reload-{}", unique());
+    exec_true(&token);
+    t.wait_event("a ProcessCreate after the bad reload", |e| {
+        e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token))
+    });
+    assert_eq!(t.daemon(), Some(pid));
+    t.ok(&["-u"]);
+}
