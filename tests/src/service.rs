@@ -34,8 +34,14 @@ impl Install {
 
     /// Runs the installed-to-be `sysmon` with these arguments, in the root, as `uid`.
     pub fn sysmon_as(&self, uid: u32, args: &[&str]) -> Output {
+        self.sysmon_env(uid, args, &[])
+    }
+
+    /// As `sysmon_as`, with extra environment variables.
+    pub fn sysmon_env(&self, uid: u32, args: &[&str], env: &[(&str, String)]) -> Output {
         let out = Command::new(crate::sysmon_bin())
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root.0)
             .env("SYSMON_ROOT", &self.root.0)
             .env("SYSMON_SYSLOG_SOCKET", &self.syslog.socket)

@@ -328,3 +328,60 @@ fn a_bad_reload_is_an_error_event_and_changes_nothing() {
     assert_eq!(t.daemon(), Some(pid));
     t.ok(&["-u"]);
 }
+
+/// With systemd (here: `<root>/run/systemd/system` and a `systemctl` that only records its
+/// arguments), `-i` writes the unit and hands the daemon to systemd; `-u` stops and
+/// disables it.
+#[test]
+fn with_systemd_the_unit_is_written_and_systemctl_drives_it() {
+    let Some(_serial) = kernel_test("systemd_path") else {
+        return;
+    };
+    let t = Install::new("systemd");
+    std::fs::create_dir_all(t.path("run/systemd/system")).unwrap();
+    std::fs::create_dir_all(t.path("bin")).unwrap();
+    let log = t.path("systemctl.log");
+    let fake = t.path("bin/systemctl");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        t.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env = [("PATH", path)];
+    assert!(
+        t.sysmon_env(0, &["-accepteula", "-i"], &env)
+            .status
+            .success()
+    );
+    assert!(
+        t.daemon().is_none(),
+        "systemd, not sysmon, starts the daemon"
+    );
+    let unit = std::fs::read_to_string(t.path("etc/systemd/system/sysmon.service")).unwrap();
+    let exec = format!(
+        "ExecStart={} -service",
+        t.path("opt/sysmon/sysmon").display()
+    );
+    assert!(unit.lines().any(|l| l == exec), "unit: {unit}");
+    assert!(unit.lines().any(|l| l == "Type=forking"));
+    assert!(t.sysmon_env(0, &["-u"], &env).status.success());
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            "stop sysmon.service",
+            "try-restart rsyslog.service",
+            "daemon-reload",
+            "enable sysmon.service",
+            "restart sysmon.service",
+            "stop sysmon.service",
+            "disable sysmon.service",
+        ]
+    );
+}

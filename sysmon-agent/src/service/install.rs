@@ -29,7 +29,10 @@ pub fn install(paths: &Paths, config: Option<&Path>, argv: &[String]) -> Result<
     lay_out(paths, &bytes, argv)?;
     rsyslog::install(paths).map_err(|e| Failure::new(1, format!("rsyslog: {e}")))?;
     let unit_dir = paths.unit.parent().unwrap_or(Path::new("/"));
-    if paths.systemd() || unit_dir.is_dir() {
+    if paths.systemd() {
+        fs::create_dir_all(unit_dir).map_err(|e| fail(unit_dir, e))?;
+    }
+    if unit_dir.is_dir() {
         proc::write_atomic(&paths.unit, unit::render(paths).as_bytes(), 0o644)
             .map_err(|e| fail(&paths.unit, e))?;
     }
