@@ -419,5 +419,11 @@ fn new_rules_decide_the_next_exec() {
     } else {
         eprintln!("rule check skipped: the config engine is the placeholder");
     }
+    // `-c --`: back to the defaults, said as such in event 16.
+    t.ok(&["-c", "--"]);
+    let reset = t.wait_event("event 16 for -c --", |e| {
+        e.id == 16 && e.agent_pid == pid && e.get("Configuration") == Some("Defaults")
+    });
+    assert_eq!(reset.get("ConfigurationFileHash"), Some("-"));
     t.ok(&["-u"]);
 }
