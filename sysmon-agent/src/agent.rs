@@ -174,9 +174,9 @@ impl Pipeline {
     }
 
     /// At stop: a last try to hand syslog what still waits; returns how many are lost.
-    pub fn finish(&mut self) -> usize {
+    pub fn finish(&mut self) -> (usize, u64) {
         self.syslog.retry();
-        self.syslog.pending()
+        (self.syslog.pending(), self.syslog.resent())
     }
 
     /// Ends a batch: what is buffered for stdout goes out.
@@ -289,11 +289,11 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     drain(ring.get_mut(), &mut pipeline);
     pipeline.service_state("Stopped");
     pipeline.tick();
-    let unsent = pipeline.finish();
+    let (unsent, resent) = pipeline.finish();
     let s = pipeline.stats;
     eprintln!(
         "sysmon: stopped; records {}, bad records {}, events {}, kernel drops {}, \
-         syslog drops {}, unsent at stop {unsent}",
+         syslog drops {}, resent after syslog restarts {resent}, unsent at stop {unsent}",
         s.records, s.bad_records, s.emitted, s.kernel_drops, s.sink_drops
     );
     Ok(())
