@@ -330,6 +330,16 @@ fn a_bad_reload_is_an_error_event_and_changes_nothing() {
         e.id == 255 && e.agent_pid == pid as u32 && e.get("ID") == Some("ConfigReload")
     });
     assert!(err.get("Description").unwrap().contains("config.xml:3"));
+    // The daemon's stderr goes to syslog under its own ident, so not into sysmon.log.
+    wait_for(
+        || {
+            t.syslog
+                .lines()
+                .iter()
+                .any(|l| l.starts_with("sysmon-daemon user err") && l.contains("ConfigReload"))
+        },
+        "the daemon's diagnostic in the system log",
+    );
     let token = format!("reload-{}", unique());
     exec_true(&token);
     t.wait_event("a ProcessCreate after the bad reload", |e| {
@@ -436,4 +446,37 @@ fn new_rules_decide_the_next_exec() {
     });
     assert_eq!(reset.get("ConfigurationFileHash"), Some("-"));
     t.ok(&["-u"]);
+}
+
+/// Bad usage and bad configs are refused before anything is touched: exit 87, a message
+/// saying what is wrong, no install dir, no daemon.
+#[test]
+fn bad_usage_and_bad_configs_touch_nothing() {
+    let Some(_serial) = kernel_test("bad_usage") else {
+        return;
+    };
+    let t = Install::new("usage");
+    std::fs::write(t.path("broken.xml"), BROKEN).unwrap();
+    // (arguments, what stderr must say)
+    let cases: &[(&[&str], &str)] = &[
+        (&["-accepteula", "-i", "broken.xml"], "broken.xml:3"),
+        (&["-i", "missing.xml"], "missing.xml"),
+        (&["-u", "now"], "Invalid option for -u."),
+        (&["-i", "-u"], "cannot be used with"),
+        (&["-i", "--"], "must be used with -c"),
+        (&["-bogus"], "unknown switch '-bogus'"),
+        (&["stray"], "stray"),
+    ];
+    for (args, want) in cases {
+        let out = t.sysmon(args);
+        assert_eq!(out.status.code(), Some(87), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err:?} lacks {want:?}");
+    }
+    assert!(
+        !t.path("opt/sysmon").exists(),
+        "a refused command installed something"
+    );
+    assert!(!t.path("etc/rsyslog.d/30-sysmon.conf").exists());
+    assert!(t.daemon().is_none());
 }
