@@ -406,7 +406,7 @@ fn with_systemd_the_unit_is_written_and_systemctl_drives_it() {
     );
 }
 
-/// `-c` with an exclude rule: the next exec is judged by it. The rule check needs the real
+/// `-c` with an exclude rule: the next exec after `-c` returns is judged by it. The rule check needs the real
 /// config engine (the placeholder includes everything); until it lands only the reload is
 /// checked.
 #[test]
@@ -422,11 +422,12 @@ fn new_rules_decide_the_next_exec() {
         "<Sysmon schemaversion=\"4.50\">\n  <EventFiltering>\n    <RuleGroup name=\"\" groupRelation=\"or\">\n      <ProcessCreate onmatch=\"exclude\">\n        <CommandLine condition=\"contains\">{token}-hidden</CommandLine>\n      </ProcessCreate>\n    </RuleGroup>\n  </EventFiltering>\n</Sysmon>\n"
     );
     std::fs::write(t.path("rules.xml"), config).unwrap();
+    // Once `-c` returns, the new rules are in force: exec straight away.
     t.ok(&["-c", "rules.xml"]);
+    exec_true(&format!("{token}-hidden"));
     t.wait_event("event 16 for rules.xml", |e| {
         e.id == 16 && e.agent_pid == pid && e.get("Configuration") == Some("rules.xml")
     });
-    exec_true(&format!("{token}-hidden"));
     exec_true(&format!("{token}-shown"));
     t.wait_event("the included exec", |e| {
         e.id == 1

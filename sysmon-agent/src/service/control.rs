@@ -93,14 +93,36 @@ pub fn update(paths: &Paths, config: Option<&Path>, argv: &[String]) -> Result<(
     // both must be in place before it does.
     proc::write_atomic(&paths.config(), &bytes, 0o600).map_err(io)?;
     daemon::write_argv(paths, argv).map_err(io)?;
-    match daemon_pid(paths) {
-        Some(pid) => {
-            proc::signal(pid, libc::SIGHUP);
-            println!("Configuration updated.");
+    let Some(pid) = daemon_pid(paths) else {
+        println!("Sysmon is not running; the configuration applies when it starts.");
+        return Ok(());
+    };
+    // Wait for the daemon's answer, so that once `-c` returns the new rules are in force.
+    let before = std::fs::read_to_string(paths.reload_answer()).unwrap_or_default();
+    proc::signal(pid, libc::SIGHUP);
+    let start = std::time::Instant::now();
+    loop {
+        let answer = std::fs::read_to_string(paths.reload_answer()).unwrap_or_default();
+        if answer != before {
+            return match answer.trim().splitn(3, ' ').nth(2) {
+                Some("ok") => {
+                    println!("Configuration updated.");
+                    Ok(())
+                }
+                other => Err(Failure::new(
+                    1,
+                    format!("Sysmon kept its rules: {}", other.unwrap_or("no answer")),
+                )),
+            };
         }
-        None => println!("Sysmon is not running; the configuration applies when it starts."),
+        if start.elapsed() > STOP_WAIT || !proc::alive(pid) {
+            return Err(Failure::new(
+                1,
+                format!("Sysmon (pid {pid}) did not confirm the new configuration."),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
-    Ok(())
 }
 
 /// `-c` alone: the rules in force.

@@ -80,6 +80,22 @@ pub fn load_installed(paths: &Paths) -> Result<NewConfig, String> {
     })
 }
 
+/// SIGHUP: the installed config again, and an answer for the `-c` that is waiting for it.
+/// The answer is written before the new rules are swapped in, but in the same step of the
+/// daemon's loop: every record it reads after the answer is judged by the new rules.
+fn reload(paths: &Paths) -> Result<NewConfig, String> {
+    static RELOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let result = load_installed(paths);
+    let n = RELOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let status = match &result {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("error {e}"),
+    };
+    let answer = format!("{} {n} {status}\n", std::process::id());
+    let _ = proc::write_atomic(&paths.reload_answer(), answer.as_bytes(), 0o600);
+    result
+}
+
 /// `sysmon -service`. Returns the exit code of the starting process.
 pub fn service(paths: &Paths) -> i32 {
     let first = match load_installed(paths) {
@@ -166,7 +182,7 @@ fn daemon(paths: &Paths, first: NewConfig, btf: Option<std::path::PathBuf>, read
         syslog_path: paths.syslog_socket.clone(),
         state_dir: paths.dir.clone(),
         btf,
-        reload: Some(Box::new(move || load_installed(&reload_paths))),
+        reload: Some(Box::new(move || reload(&reload_paths))),
         on_ready: Some(on_ready),
     });
     if proc::read_pid(&paths.pid_file) == Some(me as i32) {

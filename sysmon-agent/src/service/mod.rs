@@ -80,6 +80,11 @@ impl Paths {
         self.dir.join("argv")
     }
 
+    /// The daemon's answer to the last SIGHUP: `<pid> <count> ok|error <message>`.
+    pub fn reload_answer(&self) -> PathBuf {
+        self.dir.join("reloaded")
+    }
+
     pub fn binary(&self) -> PathBuf {
         self.dir.join("sysmon")
     }
