@@ -188,8 +188,10 @@ fn interpret(m: &ArgMatches) -> Result<Args, String> {
     } else if given("print-schema") {
         Command::PrintSchema(value("print-schema"))
     } else if given("debug") {
+        // `-t verbose` is Sysmon's spelling of debug mode; our `-t` value is a config file.
+        let config = value("debug").filter(|v| !v.eq_ignore_ascii_case("verbose"));
         Command::Debug {
-            config: value("debug").map(PathBuf::from),
+            config: config.map(PathBuf::from),
         }
     } else if m.get_flag("service") {
         Command::Service
@@ -248,6 +250,7 @@ mod tests {
                 Command::Debug { config: p("c.xml") },
             ),
             (&["-t", "-btf", "/b"], Command::Debug { config: None }),
+            (&["-t", "VERBOSE"], Command::Debug { config: None }),
             (&["-?"], Command::Usage),
             (&["-h"], Command::Usage),
             (&["-HELP"], Command::Usage),
