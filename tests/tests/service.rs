@@ -481,3 +481,24 @@ fn bad_usage_and_bad_configs_touch_nothing() {
     assert!(!t.path("etc/rsyslog.d/30-sysmon.conf").exists());
     assert!(t.daemon().is_none());
 }
+
+/// `-h` on the `-i` command line is stored with it: the daemon hashes with those algorithms.
+#[test]
+fn hash_algorithms_from_the_command_line_reach_the_daemon() {
+    let Some(_serial) = kernel_test("install_hash_algorithms") else {
+        return;
+    };
+    let t = Install::new("hashes");
+    t.ok(&["-accepteula", "-i", "-h", "md5,sha256"]);
+    let token = format!("hashes-{}", unique());
+    exec_true(&token);
+    let e = t.wait_event("our ProcessCreate", |e| {
+        e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token))
+    });
+    let hashes = e.get("Hashes").unwrap();
+    assert!(
+        hashes.starts_with("MD5=") && hashes.contains(",SHA256="),
+        "Hashes {hashes}"
+    );
+    t.ok(&["-u"]);
+}
