@@ -4,6 +4,7 @@
 //! /opt/sysmon are never touched.
 
 use std::{
+    collections::HashSet,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -153,4 +154,21 @@ pub fn sha256_hex(path: &Path) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+/// A config with no rules (schema 4.50).
+pub const CONFIG: &str =
+    "<Sysmon schemaversion=\"4.50\">\n  <EventFiltering>\n  </EventFiltering>\n</Sysmon>\n";
+/// Not well-formed: the error must name line 3.
+pub const BROKEN: &str = "<Sysmon schemaversion=\"4.50\">\n  <EventFiltering>\n</Sysmon>\n";
+
+/// ProcessCreate events whose command line holds `token`, each command line once (after a
+/// syslog restart an event the old daemon read just before dying may come twice).
+pub fn creates_with(events: &[events::Event], token: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e.id == 1)
+        .filter_map(|e| e.get("CommandLine").filter(|c| c.contains(token)))
+        .collect::<HashSet<_>>()
+        .len()
 }
