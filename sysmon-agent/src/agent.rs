@@ -62,6 +62,8 @@ pub struct Pipeline {
     /// `-t` output, flushed after each batch of records.
     stdout: Option<std::io::BufWriter<std::io::Stdout>>,
     errors: ErrorLimit,
+    /// Events syslog could not take that no event 255 has reported yet.
+    unreported_sink_drops: u64,
     pub stats: Stats,
 }
 
@@ -96,6 +98,7 @@ impl Pipeline {
                 .debug
                 .then(|| std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())),
             errors: ErrorLimit::default(),
+            unreported_sink_drops: 0,
             stats: Stats::default(),
         }
     }
@@ -160,14 +163,24 @@ impl Pipeline {
         self.config_changed(&new.label, new.hash.as_deref());
     }
 
-    /// Once a second: resend what waits for syslog; report what had to be dropped.
+    /// Whether an event 255 would go out now (see `ErrorLimit::would_admit`).
+    pub fn can_report(&self) -> bool {
+        self.errors.would_admit(std::time::Instant::now())
+    }
+
+    /// Once a second: resend what waits for syslog; report what had to be dropped, once
+    /// syslog has caught up (so that the report itself is not dropped) and the rate limit
+    /// lets it through (else the count grows until it does).
     pub fn tick(&mut self) {
         self.syslog.retry();
         let dropped = self.syslog.take_dropped();
-        if dropped > 0 {
-            self.stats.sink_drops += dropped;
+        self.stats.sink_drops += dropped;
+        self.unreported_sink_drops += dropped;
+        let n = self.unreported_sink_drops;
+        if n > 0 && self.syslog.pending() == 0 && self.can_report() {
+            self.unreported_sink_drops = 0;
             let msg = format!(
-                "syslog could not take {dropped} events (unreachable or too large); they are lost"
+                "syslog could not take {n} events (unreachable or too large); they are lost"
             );
             self.error("SyslogDrops", &msg);
         }
@@ -264,9 +277,12 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 tokio::time::sleep(BATCH).await;
             }
             _ = tick.tick() => {
-                let totals = load::drop_totals(&drops);
-                if let Some(msg) = drop_watch.check(&totals) {
-                    pipeline.error("KernelDrops", &msg);
+                // Counts not yet reported stay in the watch until a report can go out.
+                if pipeline.can_report() {
+                    let totals = load::drop_totals(&drops);
+                    if let Some(msg) = drop_watch.check(&totals) {
+                        pipeline.error("KernelDrops", &msg);
+                    }
                 }
                 pipeline.stats.kernel_drops = drop_watch.total;
                 pipeline.tick();

@@ -14,6 +14,14 @@ pub struct ErrorLimit {
 }
 
 impl ErrorLimit {
+    /// Whether `admit` would let one through now: reports that add up counts (drops) wait
+    /// while it would not, so that their counts go into the next one instead of being lost.
+    pub fn would_admit(&self, now: Instant) -> bool {
+        self.window_start
+            .is_none_or(|s| now.duration_since(s) >= WINDOW)
+            || self.sent < MAX
+    }
+
     /// `None`: hold this one back. `Some(n)`: send it, saying that `n` were held back.
     pub fn admit(&mut self, now: Instant) -> Option<u64> {
         if self
@@ -43,9 +51,11 @@ mod tests {
         for _ in 0..MAX {
             assert_eq!(l.admit(t0), Some(0));
         }
+        assert!(!l.would_admit(t0));
         for _ in 0..5 {
             assert_eq!(l.admit(t0 + Duration::from_secs(30)), None);
         }
+        assert!(l.would_admit(t0 + WINDOW));
         assert_eq!(l.admit(t0 + WINDOW), Some(5));
         assert_eq!(l.admit(t0 + WINDOW), Some(0));
     }
