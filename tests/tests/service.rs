@@ -22,7 +22,10 @@ fn install_update_uninstall() {
     std::fs::write(t.path("broken.xml"), BROKEN).unwrap();
 
     // -i: the daemon runs as soon as it returns; event 16 names the config as typed.
+    let rsyslogd = t.syslog.pid();
     t.ok(&["-accepteula", "-i", "cfg.xml"]);
+    // rsyslogd reads its config only at start: -i restarted it to load the split.
+    assert_ne!(t.syslog.pid(), rsyslogd, "rsyslogd was not restarted");
     let pid = t.daemon().expect("a daemon in the pid file");
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "sysmon", "pgrep -x sysmon finds it");
