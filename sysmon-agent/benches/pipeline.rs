@@ -36,6 +36,8 @@ fn main() {
         syslog_path: sock_path,
         state_dir: dir.join("state"),
         btf: None,
+        reload: None,
+        on_ready: None,
     };
     let mut p = Pipeline::new(&settings);
     let me = std::process::id();

@@ -21,7 +21,7 @@ use crate::{
     },
     render::{self, xml::Host},
     rules::Config,
-    service::record_id::RecordIds,
+    service::{limit::ErrorLimit, record_id::RecordIds},
     sinks::syslog::{self, Syslog},
 };
 
@@ -37,7 +37,21 @@ pub struct Settings {
     pub syslog_path: PathBuf,
     pub state_dir: PathBuf,
     pub btf: Option<PathBuf>,
+    /// SIGHUP: reads the installed configuration again (`None`: SIGHUP is ignored).
+    pub reload: Option<Reload>,
+    /// Called once the programs run and event 4 `Started` is out (the daemon's readiness).
+    pub on_ready: Option<Box<dyn FnOnce()>>,
 }
+
+/// A configuration and what event 16 says about it.
+pub struct NewConfig {
+    pub config: Config,
+    pub label: String,
+    pub hash: Option<String>,
+}
+
+/// Reads the configuration again; `Err` says why it cannot be used (the old one stays).
+pub type Reload = Box<dyn FnMut() -> Result<NewConfig, String>>;
 
 /// Everything one event passes through, with buffers reused from event to event.
 pub struct Pipeline {
@@ -51,6 +65,9 @@ pub struct Pipeline {
     syslog: Syslog,
     /// `-t` output, flushed after each batch of records.
     stdout: Option<std::io::BufWriter<std::io::Stdout>>,
+    errors: ErrorLimit,
+    /// Events syslog could not take that no event 255 has reported yet.
+    unreported_sink_drops: u64,
     pub stats: Stats,
 }
 
@@ -62,6 +79,7 @@ pub struct Stats {
     pub bad_records: u64,
     pub emitted: u64,
     pub kernel_drops: u64,
+    pub sink_drops: u64,
 }
 
 impl Pipeline {
@@ -85,6 +103,8 @@ impl Pipeline {
             stdout: settings
                 .debug
                 .then(|| std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())),
+            errors: ErrorLimit::default(),
+            unreported_sink_drops: 0,
             stats: Stats::default(),
         }
     }
@@ -152,9 +172,57 @@ impl Pipeline {
         self.emit();
     }
 
+    /// Event 255, rate-limited: what is held back is counted in the next one.
     pub fn error(&mut self, id: &str, description: &str) {
+        eprintln!("sysmon: {id}: {description}");
+        let Some(held_back) = self.errors.admit(std::time::Instant::now()) else {
+            return;
+        };
+        let text;
+        let description = if held_back > 0 {
+            text = format!("{description} ({held_back} earlier error events held back)");
+            &text
+        } else {
+            description
+        };
         service::error(&mut self.event, id, description);
         self.emit();
+    }
+
+    /// A new configuration, between two records: nothing in flight is lost or judged twice.
+    pub fn set_config(&mut self, new: NewConfig) {
+        self.cx.hasher.set_algorithms(new.config.hash_algorithms);
+        self.config = new.config;
+        self.config_changed(&new.label, new.hash.as_deref());
+    }
+
+    /// Whether an event 255 would go out now (see `ErrorLimit::would_admit`).
+    pub fn can_report(&self) -> bool {
+        self.errors.would_admit(std::time::Instant::now())
+    }
+
+    /// Once a second: resend what waits for syslog; report what had to be dropped, once
+    /// syslog has caught up (so that the report itself is not dropped) and the rate limit
+    /// lets it through (else the count grows until it does).
+    pub fn tick(&mut self) {
+        self.syslog.retry();
+        let dropped = self.syslog.take_dropped();
+        self.stats.sink_drops += dropped;
+        self.unreported_sink_drops += dropped;
+        let n = self.unreported_sink_drops;
+        if n > 0 && self.syslog.pending() == 0 && self.can_report() {
+            self.unreported_sink_drops = 0;
+            let msg = format!(
+                "syslog could not take {n} events (unreachable or too large); they are lost"
+            );
+            self.error("SyslogDrops", &msg);
+        }
+    }
+
+    /// At stop: a last try to hand syslog what still waits; returns how many are lost.
+    pub fn finish(&mut self) -> (usize, u64) {
+        self.syslog.retry();
+        (self.syslog.pending(), self.syslog.resent())
     }
 
     /// Ends a batch: what is buffered for stdout goes out.
@@ -229,6 +297,12 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| e.into_parts().1)?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    // Registered before readiness: SIGHUP's default action would kill the daemon.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut reload = settings.reload;
+    if let Some(ready) = settings.on_ready {
+        ready();
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut drop_watch = DropWatch::default();
     let mut ticks = 0u64;
@@ -248,12 +322,26 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 if ticks.is_multiple_of(SWEEP_TICKS) {
                     pipeline.sweep();
                 }
-                let totals = load::drop_totals(&drops);
-                if let Some(msg) = drop_watch.check(&totals) {
-                    eprintln!("sysmon: {msg}");
-                    pipeline.error("KernelDrops", &msg);
+                // Counts not yet reported stay in the watch until a report can go out.
+                if pipeline.can_report() {
+                    let totals = load::drop_totals(&drops);
+                    if let Some(msg) = drop_watch.check(&totals) {
+                        eprintln!("sysmon: {msg}");
+                        pipeline.error("KernelDrops", &msg);
+                    }
                 }
                 pipeline.stats.kernel_drops = drop_watch.total;
+                pipeline.tick();
+            }
+            _ = hup.recv() => {
+                // Records already read were judged by the old rules; the next ones by the new.
+                drain(ring.get_mut(), &mut pipeline);
+                match reload.as_mut().map(|r| r()) {
+                    Some(Ok(new)) => pipeline.set_config(new),
+                    Some(Err(e)) => pipeline.error("ConfigReload", &e),
+                    None => {}
+                }
+                pipeline.flush();
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -268,9 +356,12 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     }
     pipeline.stats.kernel_drops = drop_watch.total;
     pipeline.service_state("Stopped");
+    pipeline.tick();
+    let (unsent, resent) = pipeline.finish();
     let s = pipeline.stats;
     eprintln!(
-        "sysmon: stopped; records {}, bad records {}, events {}; by kind:{}; kernel drops {}",
+        "sysmon: stopped; records {}, bad records {}, events {}; by kind:{}; syslog drops {}, \
+         resent after syslog restarts {resent}, unsent at stop {unsent}; kernel drops {}",
         s.records,
         s.bad_records,
         s.emitted,
@@ -278,6 +369,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             .iter()
             .map(|k| format!(" {k:?} {}", s.by_kind[*k as usize]))
             .collect::<String>(),
+        s.sink_drops,
         s.kernel_drops
     );
     Ok(())

@@ -1,100 +1,317 @@
-//! Sysmon's command line: single-dash switches, matched case-insensitively.
+//! Sysmon's command line: single-dash switches matched case-insensitively (`-i`, `-C`,
+//! `-accepteula`), mapped onto clap.
 //!
-//! This covers the foreground agent (`-t`) and the switches every mode accepts; the service
-//! commands (`-i`, `-c`, `-u`) come with the service work.
+//! Sysmon's spellings cannot be declared in clap directly (single dash, multi-letter, `-h`
+//! meaning help only as the first argument, `--` as a switch), so argv is first normalised
+//! into long options (`-i` → `--install`) and clap then does values, conflicts and errors.
 
 use std::path::PathBuf;
 
+use clap::{Arg, ArgAction, ArgGroup, ArgMatches};
+
 /// Exit code for bad usage, as Sysmon (ERROR_INVALID_PARAMETER).
 pub const BAD_USAGE: i32 = 87;
+/// Exit code when root is needed, as Sysmon (ERROR_ELEVATION_REQUIRED; the shell sees 228).
+pub const NOT_ROOT: i32 = 740;
+pub const NOT_ROOT_MSG: &str = "You need to run Sysmon as root.";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
+    /// `-?`, `-h`, `-help` as the first argument.
+    Usage,
+    /// `-? config`: how to write a configuration.
+    ConfigHelp,
+    /// `-s [version|all]`.
+    PrintSchema(Option<String>),
     /// `-t [config]`: run in the foreground, events to syslog and stdout.
     Debug { config: Option<PathBuf> },
-    /// `-?`, `-h`, `-help`.
-    Usage,
+    /// `-i [config]`: install and start the daemon.
+    Install { config: Option<PathBuf> },
+    /// `-c <config>` update, `-c --` reset to defaults.
+    Configure { config: Option<PathBuf> },
+    /// `-c` alone: show the installed rules.
+    ShowConfig,
+    /// `-u [force]`.
+    Uninstall { force: bool },
+    /// `-service`: internal, the daemon itself (what the unit and `-i` start).
+    Service,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Args {
     pub command: Command,
     pub btf: Option<PathBuf>,
+    /// `-h <algs>` (not as the first argument).
+    pub hash_algorithms: Option<String>,
 }
 
+/// Sysmon spelling (lower case) → clap long name.
+const SWITCHES: &[(&str, &str)] = &[
+    ("i", "install"),
+    ("c", "config"),
+    ("u", "uninstall"),
+    ("s", "print-schema"),
+    ("t", "debug"),
+    ("btf", "btf"),
+    ("accepteula", "accepteula"),
+    ("nologo", "nologo"),
+    ("h", "hash-algorithms"),
+    ("service", "service"),
+    ("-", "defaults"),
+];
+
+/// Parses the arguments after the program name.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
-    let mut it = args.into_iter().peekable();
-    let mut command = None;
-    let mut btf = None;
-    while let Some(arg) = it.next() {
-        let Some(switch) = arg.strip_prefix('-') else {
-            return Err(format!("unexpected argument '{arg}'"));
-        };
-        // A value is the next argument unless it is itself a switch.
-        let mut value = || it.next_if(|v| !v.starts_with('-'));
-        match switch.to_ascii_lowercase().as_str() {
-            "t" => {
-                command = Some(Command::Debug {
-                    config: value().map(PathBuf::from),
-                })
-            }
-            "btf" => btf = Some(PathBuf::from(value().ok_or("-btf needs a file")?)),
-            "accepteula" | "nologo" => {}
-            "?" | "h" | "help" => command = Some(Command::Usage),
-            "i" | "c" | "u" | "s" => {
-                return Err(format!(
-                    "-{switch} is not available in this build yet; use -t"
-                ));
-            }
-            _ => return Err(format!("unknown switch '{arg}'")),
+    let argv: Vec<String> = args.into_iter().collect();
+    if let Some(first) = argv.first().map(|a| a.to_ascii_lowercase()) {
+        if first.starts_with("-?") || first == "-h" || first == "-help" {
+            let config = argv.get(1).map(|a| a.to_ascii_lowercase());
+            let command = match config.as_deref() {
+                Some("config" | "configuration") => Command::ConfigHelp,
+                _ => Command::Usage,
+            };
+            return Ok(Args {
+                command,
+                btf: None,
+                hash_algorithms: None,
+            });
         }
     }
+    if argv.is_empty() {
+        return Err("no command given".into());
+    }
+    let m = clap_command()
+        .try_get_matches_from(std::iter::once("sysmon".to_string()).chain(normalise(&argv)?))
+        .map_err(|e| {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad usage");
+            first.trim_start_matches("error: ").to_string()
+        })?;
+    interpret(&m)
+}
+
+/// Sysmon's spellings → clap's: switches lower-cased and made long; values left alone.
+fn normalise(argv: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::with_capacity(argv.len());
+    for arg in argv {
+        let Some(switch) = arg.strip_prefix('-') else {
+            // A value; clap decides whether a switch before it takes one.
+            out.push(arg.clone());
+            continue;
+        };
+        let lower = switch.to_ascii_lowercase();
+        let long = SWITCHES
+            .iter()
+            .find(|(s, _)| *s == lower)
+            .map(|(_, l)| *l)
+            .ok_or_else(|| format!("unknown switch '{arg}'"))?;
+        out.push(format!("--{long}"));
+    }
+    Ok(out)
+}
+
+fn clap_command() -> clap::Command {
+    let optional = |name: &'static str| {
+        Arg::new(name)
+            .long(name)
+            .num_args(0..=1)
+            .action(ArgAction::Set)
+    };
+    let flag = |name: &'static str| Arg::new(name).long(name).action(ArgAction::SetTrue);
+    clap::Command::new("sysmon")
+        .no_binary_name(false)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .arg(optional("install"))
+        .arg(optional("config"))
+        .arg(optional("uninstall"))
+        .arg(optional("print-schema"))
+        .arg(optional("debug"))
+        .arg(Arg::new("btf").long("btf").num_args(1))
+        .arg(
+            Arg::new("hash-algorithms")
+                .long("hash-algorithms")
+                .num_args(1),
+        )
+        .arg(flag("accepteula"))
+        .arg(flag("nologo"))
+        .arg(flag("service"))
+        .arg(flag("defaults"))
+        // Sysmon's "exclusive" switches.
+        .group(
+            ArgGroup::new("mode")
+                .args([
+                    "install",
+                    "config",
+                    "uninstall",
+                    "print-schema",
+                    "debug",
+                    "service",
+                ])
+                .multiple(false),
+        )
+}
+
+fn interpret(m: &ArgMatches) -> Result<Args, String> {
+    let value = |name: &str| m.get_one::<String>(name).cloned();
+    let given = |name: &str| m.contains_id(name);
+    let defaults = m.get_flag("defaults");
+    if defaults && !given("config") {
+        return Err(
+            "The '--' switch must be used with -c switch (config update) to set defaults.".into(),
+        );
+    }
+    let command = if given("install") {
+        Command::Install {
+            config: value("install").map(PathBuf::from),
+        }
+    } else if given("config") {
+        match (value("config"), defaults) {
+            (Some(_), true) => {
+                return Err("Cannot use specific settings with enforcing defaults.".into());
+            }
+            (Some(c), false) => Command::Configure {
+                config: Some(c.into()),
+            },
+            (None, true) => Command::Configure { config: None },
+            (None, false) => Command::ShowConfig,
+        }
+    } else if given("uninstall") {
+        match value("uninstall")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None => Command::Uninstall { force: false },
+            Some("force") => Command::Uninstall { force: true },
+            Some(_) => return Err("Invalid option for -u.".into()),
+        }
+    } else if given("print-schema") {
+        Command::PrintSchema(value("print-schema"))
+    } else if given("debug") {
+        // `-t verbose` is Sysmon's spelling of debug mode; our `-t` value is a config file.
+        let config = value("debug").filter(|v| !v.eq_ignore_ascii_case("verbose"));
+        Command::Debug {
+            config: config.map(PathBuf::from),
+        }
+    } else if m.get_flag("service") {
+        Command::Service
+    } else {
+        return Err("no command given".into());
+    };
     Ok(Args {
-        command: command.unwrap_or(Command::Usage),
-        btf,
+        command,
+        btf: value("btf").map(PathBuf::from),
+        hash_algorithms: value("hash-algorithms"),
     })
 }
 
+pub const BANNER: &str = concat!(
+    "\nSysmon v",
+    env!("CARGO_PKG_VERSION"),
+    " - Monitors system events (eBPF, Rust)\n",
+    "Licensed under MIT\n\n"
+);
+
 pub const USAGE: &str = "\
 Usage:
+    sysmon -i [<configfile>]     install the service and start it (default config: process
+                                 create and terminate); the config is validated first
+    sysmon -c [<configfile>]     update the running configuration (no restart);
+                                 -c alone shows the current rules, -c -- resets to defaults
+    sysmon -u [force]            stop the service and disable it (state in /opt/sysmon stays);
+                                 force also kills a daemon that does not stop
+    sysmon -s [<version>|all]    print the event schema
     sysmon -t [<configfile>]     run in the foreground: events go to syslog and, in the
                                  sysmonLogView layout, to stdout (Ctrl-C to stop)
-    sysmon -?                    this help
+    sysmon -? [config]           this help, or how to write a configuration
 Options:
+    -h <alg>[,<alg>...]          hash algorithms (sha1, md5, sha256, *) unless the config sets them
     -btf <file>                  read kernel struct offsets from this BTF file instead of
                                  /sys/kernel/btf/vmlinux
     -accepteula, -nologo         accepted for compatibility
+Switches are single-dash and case-insensitive. Exit code 87: bad usage or bad configuration.
 ";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
     #[test]
-    fn table() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let cases: &[(&[&str], Result<Command, ()>)] = &[
-            (&["-t"], Ok(Command::Debug { config: None })),
+    fn commands() {
+        let p = |p: &str| Some(PathBuf::from(p));
+        let cases: &[(&[&str], Command)] = &[
+            (&["-t"], Command::Debug { config: None }),
             (
                 &["-accepteula", "-T", "c.xml"],
-                Ok(Command::Debug {
-                    config: Some("c.xml".into()),
-                }),
+                Command::Debug { config: p("c.xml") },
             ),
-            (&["-t", "-btf", "/b"], Ok(Command::Debug { config: None })),
-            (&["-?"], Ok(Command::Usage)),
-            (&[], Ok(Command::Usage)),
-            (&["bare"], Err(())),
-            (&["-bogus"], Err(())),
-            (&["-btf"], Err(())),
+            (&["-t", "-btf", "/b"], Command::Debug { config: None }),
+            (&["-t", "VERBOSE"], Command::Debug { config: None }),
+            (&["-?"], Command::Usage),
+            (&["-h"], Command::Usage),
+            (&["-HELP"], Command::Usage),
+            (&["-?", "CONFIG"], Command::ConfigHelp),
+            (&["-?", "configuration"], Command::ConfigHelp),
+            (&["-accepteula", "-i"], Command::Install { config: None }),
+            (
+                &["-accepteula", "-I", "c.xml"],
+                Command::Install { config: p("c.xml") },
+            ),
+            (
+                &["-i", "c.xml", "-h", "md5"],
+                Command::Install { config: p("c.xml") },
+            ),
+            (&["-c"], Command::ShowConfig),
+            (
+                &["-c", "new.xml"],
+                Command::Configure {
+                    config: p("new.xml"),
+                },
+            ),
+            (&["-c", "--"], Command::Configure { config: None }),
+            (&["-u"], Command::Uninstall { force: false }),
+            (&["-U", "FORCE"], Command::Uninstall { force: true }),
+            (&["-s"], Command::PrintSchema(None)),
+            (&["-s", "all"], Command::PrintSchema(Some("all".into()))),
+            (&["-service"], Command::Service),
+            (&["-nologo", "-accepteula", "-c"], Command::ShowConfig),
         ];
         for (argv, want) in cases {
-            let got = parse(s(argv)).map(|a| a.command).map_err(|_| ());
-            assert_eq!(&got, want, "argv {argv:?}");
+            let got = parse(s(argv)).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            assert_eq!(&got.command, want, "argv {argv:?}");
         }
-        assert_eq!(
-            parse(s(&["-t", "-btf", "/b"])).unwrap().btf,
-            Some("/b".into())
-        );
+    }
+
+    #[test]
+    fn bad_usage() {
+        // (argv, what the message must say)
+        let cases: &[(&[&str], &str)] = &[
+            (&[], "no command"),
+            (&["bare"], "bare"),
+            (&["-bogus"], "unknown switch '-bogus'"),
+            (&["-btf"], "btf"),
+            (&["-i", "-c"], "cannot be used with"),
+            (&["-i", "-u"], "cannot be used with"),
+            (&["-u", "now"], "Invalid option for -u."),
+            (&["-i", "--"], "must be used with -c"),
+            (&["-c", "x.xml", "--"], "Cannot use specific settings"),
+            (&["-accepteula"], "no command"),
+            (&["-i", "a.xml", "b.xml"], "b.xml"),
+        ];
+        for (argv, want) in cases {
+            let err = parse(s(argv)).expect_err(&format!("{argv:?} should fail"));
+            assert!(err.contains(want), "{argv:?}: {err:?} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn options() {
+        let a = parse(s(&["-i", "c.xml", "-H", "md5,sha1", "-BTF", "/b"])).unwrap();
+        assert_eq!(a.hash_algorithms.as_deref(), Some("md5,sha1"));
+        assert_eq!(a.btf, Some("/b".into()));
     }
 }

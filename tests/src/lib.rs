@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod events;
 pub mod rsyslog;
+pub mod service;
 
 use std::{
     path::{Path, PathBuf},
@@ -161,4 +162,12 @@ pub fn config_logging(tags: &[&str]) -> String {
     format!(
         "<Sysmon schemaversion=\"4.22\">\n  <EventFiltering>\n{rules}  </EventFiltering>\n</Sysmon>\n"
     )
+}
+
+/// True while `pid` runs; a zombie (dead, not yet reaped) counts as gone.
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").and_then(|(_, r)| r.chars().next()))
+        .is_some_and(|state| !matches!(state, 'Z' | 'X'))
 }

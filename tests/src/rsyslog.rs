@@ -15,7 +15,9 @@ pub fn binary() -> Option<PathBuf> {
 }
 
 pub struct Rsyslog {
-    child: Child,
+    child: Option<Child>,
+    conf: PathBuf,
+    pub pid_file: PathBuf,
     pub socket: PathBuf,
     /// Every message: `<programname> <facility> <severity> <msg>`, one per line.
     pub output: PathBuf,
@@ -23,6 +25,15 @@ pub struct Rsyslog {
 
 impl Rsyslog {
     pub fn start(dir: &Path) -> Rsyslog {
+        Self::start_with(dir, None)
+    }
+
+    /// As `start`, with the rules of `include` (a glob, may match nothing) applied before
+    /// the catch-all: that is where an installed `/etc/rsyslog.d/30-sysmon.conf` goes.
+    pub fn start_with(dir: &Path, include: Option<&Path>) -> Rsyslog {
+        let include = include
+            .map(|p| format!("include(file=\"{}\" mode=\"optional\")\n", p.display()))
+            .unwrap_or_default();
         let socket = dir.join("log.sock");
         let output = dir.join("messages");
         let conf = dir.join("rsyslog.conf");
@@ -32,29 +43,73 @@ impl Rsyslog {
                 r#"global(maxMessageSize="128k" workDirectory="{dir}")
 module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="{sock}" RateLimit.Interval="0" CreatePath="on")
-template(name="line" type="string" string="%programname% %syslogfacility-text% %syslogseverity-text%%msg%\n")
+{include}template(name="line" type="string" string="%programname% %syslogfacility-text% %syslogseverity-text%%msg%\n")
 *.* action(type="omfile" file="{out}" template="line")
 "#,
                 dir = dir.display(),
                 sock = socket.display(),
-                out = output.display()
+                out = output.display(),
             ),
         )
         .unwrap();
+        let mut r = Rsyslog {
+            child: None,
+            conf,
+            pid_file: dir.join("rsyslogd.pid"),
+            socket,
+            output,
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let _ = fs::remove_file(&self.pid_file);
         let child = Command::new(binary().expect("rsyslogd"))
             .args(["-n", "-f"])
-            .arg(&conf)
+            .arg(&self.conf)
             .arg("-i")
-            .arg(dir.join("rsyslogd.pid"))
+            .arg(&self.pid_file)
             .stdin(Stdio::null())
             .spawn()
             .expect("starting rsyslogd");
-        wait_for(|| socket.exists(), "rsyslogd's socket");
-        Rsyslog {
-            child,
-            socket,
-            output,
+        self.child = Some(child);
+        wait_for(
+            || self.socket.exists() && self.pid().is_some(),
+            "rsyslogd's socket and pid file",
+        );
+    }
+
+    /// The running rsyslogd, which may be one that `sysmon -i` restarted.
+    pub fn pid(&self) -> Option<i32> {
+        fs::read_to_string(&self.pid_file).ok()?.trim().parse().ok()
+    }
+
+    /// Starts it again after `stop`, same configuration and output.
+    pub fn resume(&mut self) {
+        self.spawn();
+    }
+
+    /// Stops it (SIGTERM, as a system restart would) and starts it again.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Stops it and removes its socket: syslog is away until `resume`.
+    pub fn stop(&mut self) {
+        if let Some(pid) = self.pid() {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            match &mut self.child {
+                Some(c) if c.id() as i32 == pid => drop(c.wait()),
+                _ => wait_for(|| !crate::alive(pid), "rsyslogd to stop"),
+            }
         }
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+        let _ = fs::remove_file(&self.socket);
     }
 
     /// The lines written so far.
@@ -72,8 +127,7 @@ template(name="line" type="string" string="%programname% %syslogfacility-text% %
 
 impl Drop for Rsyslog {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

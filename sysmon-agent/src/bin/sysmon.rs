@@ -7,58 +7,96 @@ use sysmon_agent::{
     agent::{self, Settings},
     cli::{self, Command},
     rules,
-    service::record_id::STATE_DIR,
-    sinks::syslog::DEV_LOG,
+    service::{Paths, control, daemon, install},
 };
 
 fn main() -> ExitCode {
-    let args = match cli::parse(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match cli::parse(argv.clone()) {
         Ok(a) => a,
         Err(e) => {
+            print!("{}", cli::BANNER);
             eprintln!("sysmon: {e}\n\n{}", cli::USAGE);
-            return ExitCode::from(cli::BAD_USAGE as u8);
+            return exit(cli::BAD_USAGE);
         }
     };
-    match args.command {
+    // The daemon's output is not for a terminal; everything else starts with the banner.
+    if args.command != Command::Service {
+        print!("{}", cli::BANNER);
+    }
+    let needs_root = !matches!(
+        args.command,
+        Command::Usage | Command::ConfigHelp | Command::PrintSchema(_)
+    );
+    if needs_root && unsafe { libc::geteuid() } != 0 {
+        eprintln!("{}", cli::NOT_ROOT_MSG);
+        return exit(cli::NOT_ROOT);
+    }
+    let paths = Paths::from_env();
+    let result = match args.command {
         Command::Usage => {
             eprint!("{}", cli::USAGE);
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Command::Debug { config } => match run(config, args.btf) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("sysmon: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::ConfigHelp => {
+            eprint!("{}", rules::config_help());
+            Ok(())
+        }
+        Command::PrintSchema(version) => rules::print_schema(version.as_deref())
+            .map(|s| print!("{s}"))
+            .map_err(|e| control::Failure::new(1, e)),
+        Command::Debug { config } => run_foreground(config, args.btf, args.hash_algorithms, &paths),
+        Command::Install { config } => install::install(&paths, config.as_deref(), &argv),
+        Command::Configure { config } => control::update(&paths, config.as_deref(), &argv),
+        Command::ShowConfig => control::show(&paths).map(|s| print!("{s}")),
+        Command::Uninstall { force } => control::uninstall(&paths, force),
+        Command::Service => return exit(daemon::service(&paths)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("{}", f.message);
+            exit(f.code)
+        }
     }
 }
 
-fn run(config: Option<PathBuf>, btf: Option<PathBuf>) -> anyhow::Result<()> {
-    let (cfg, label, hash) = match &config {
+fn exit(code: i32) -> ExitCode {
+    // Sysmon's codes (87, 740) as the shell sees them: the low byte.
+    ExitCode::from((code & 0xff) as u8)
+}
+
+/// `-t [config]`: the agent in the foreground, events also on stdout.
+fn run_foreground(
+    config: Option<PathBuf>,
+    btf: Option<PathBuf>,
+    hash_algorithms: Option<String>,
+    paths: &Paths,
+) -> Result<(), control::Failure> {
+    let (mut cfg, label, hash) = match &config {
         Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| {
-                anyhow::anyhow!("cannot read configuration {}: {e}", path.display())
-            })?;
-            let cfg = rules::load_file(path)?;
-            for w in &cfg.warnings {
-                eprintln!("sysmon: warning: {w}");
-            }
+            let cfg = control::check(path)?;
+            let bytes = std::fs::read(path)
+                .map_err(|e| control::Failure::new(1, format!("{}: {e}", path.display())))?;
             let hash = format!("SHA256={:x}", Sha256::digest(&bytes));
             (cfg, path.display().to_string(), Some(hash))
         }
         None => (rules::Config::default(), "Defaults".to_string(), None),
     };
-    let env_path = |name: &str, default: &str| {
-        PathBuf::from(std::env::var_os(name).unwrap_or_else(|| default.into()))
-    };
+    if let Some(algs) = hash_algorithms {
+        cfg.hash_algorithms =
+            rules::HashAlgorithms::parse(&algs).map_err(|e| control::Failure::new(87, e))?;
+    }
     agent::run(Settings {
         config: cfg,
         config_label: label,
         config_hash: hash,
         debug: true,
-        syslog_path: env_path("SYSMON_SYSLOG_SOCKET", DEV_LOG),
-        state_dir: env_path("SYSMON_STATE_DIR", STATE_DIR),
+        syslog_path: paths.syslog_socket.clone(),
+        state_dir: paths.dir.clone(),
         btf,
+        reload: None,
+        on_ready: None,
     })
+    .map_err(|e| control::Failure::new(1, format!("sysmon: {e:#}")))
 }

@@ -1,3 +1,94 @@
-//! The agent as a service: its state files.
+//! The agent as a service: install layout, daemon life, control (`-i`, `-c`, `-u`), state.
+//!
+//! Every path comes from [`Paths`], so that tests (and unusual hosts) can install into a
+//! temporary root with a private rsyslogd instead of touching the machine's own.
 
+pub mod control;
+pub mod daemon;
+pub mod install;
+pub mod limit;
+pub mod proc;
 pub mod record_id;
+pub mod rsyslog;
+pub mod unit;
+
+use std::path::{Path, PathBuf};
+
+use crate::sinks::syslog::DEV_LOG;
+
+/// Where everything lives. Defaults are the real system paths; environment variables move
+/// them (documented in README.md):
+/// `SYSMON_ROOT` prefixes every system path (default `/`);
+/// `SYSMON_STATE_DIR` the install dir (default `<root>/opt/sysmon`);
+/// `SYSMON_SYSLOG_SOCKET` the syslog socket (default `/dev/log`, not prefixed);
+/// `SYSMON_RSYSLOG_PID_FILE` which rsyslogd to restart (default `<root>/run/rsyslogd.pid`).
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dir: PathBuf,
+    pub unit: PathBuf,
+    /// Exists when systemd runs (`/etc/systemd/system` may exist without it).
+    pub systemd_running: PathBuf,
+    pub rsyslog_conf: PathBuf,
+    pub logrotate: PathBuf,
+    pub log_file: PathBuf,
+    pub pid_file: PathBuf,
+    pub rsyslog_pid_file: PathBuf,
+    pub syslog_socket: PathBuf,
+}
+
+impl Paths {
+    pub fn from_env() -> Paths {
+        let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+        Paths::new(
+            &var("SYSMON_ROOT").unwrap_or_else(|| "/".into()),
+            var("SYSMON_STATE_DIR"),
+            var("SYSMON_SYSLOG_SOCKET"),
+            var("SYSMON_RSYSLOG_PID_FILE"),
+        )
+    }
+
+    pub fn new(
+        root: &Path,
+        dir: Option<PathBuf>,
+        socket: Option<PathBuf>,
+        rsyslog_pid: Option<PathBuf>,
+    ) -> Paths {
+        let at = |p: &str| root.join(p);
+        Paths {
+            dir: dir.unwrap_or_else(|| at("opt/sysmon")),
+            unit: at("etc/systemd/system/sysmon.service"),
+            systemd_running: at("run/systemd/system"),
+            rsyslog_conf: at("etc/rsyslog.d/30-sysmon.conf"),
+            logrotate: at("etc/logrotate.d/sysmon"),
+            log_file: at("var/log/sysmon.log"),
+            pid_file: at("run/sysmon.pid"),
+            rsyslog_pid_file: rsyslog_pid.unwrap_or_else(|| at("run/rsyslogd.pid")),
+            syslog_socket: socket.unwrap_or_else(|| DEV_LOG.into()),
+        }
+    }
+
+    pub fn systemd(&self) -> bool {
+        self.systemd_running.is_dir()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.xml")
+    }
+
+    /// The command line of the last `-i` / `-c`, NUL-separated (as Sysmon's `argv` file).
+    pub fn argv(&self) -> PathBuf {
+        self.dir.join("argv")
+    }
+
+    /// The daemon's answer to the last SIGHUP: `<pid> <count> ok|error <message>`.
+    pub fn reload_answer(&self) -> PathBuf {
+        self.dir.join("reloaded")
+    }
+
+    pub fn binary(&self) -> PathBuf {
+        self.dir.join("sysmon")
+    }
+}
+
+/// The config written for "no config" (`-i` alone, `-c --`): no rules, manifest defaults.
+pub const DEFAULT_CONFIG: &str = "<Sysmon schemaversion=\"4.22\">\n</Sysmon>\n";

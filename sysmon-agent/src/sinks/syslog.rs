@@ -2,13 +2,12 @@
 //! `sysmon`, facility user, severity info (err for event 255), no pid.
 //!
 //! Written by hand rather than through the `syslog` crate: one reused buffer and no
-//! allocation per event, and control over reconnecting when the daemon restarts.
+//! allocation per event, and control over what happens when the daemon restarts
+//! (`delivery`).
 
-use std::{
-    io,
-    os::unix::net::UnixDatagram,
-    path::{Path, PathBuf},
-};
+use std::{io, path::Path};
+
+use super::delivery::Delivery;
 
 pub const DEV_LOG: &str = "/dev/log";
 const FACILITY_USER: u8 = 1 << 3;
@@ -16,37 +15,24 @@ pub const INFO: u8 = 6;
 pub const ERR: u8 = 3;
 
 pub struct Syslog {
-    path: PathBuf,
-    sock: Option<UnixDatagram>,
     buf: String,
     /// The RFC 3164 timestamp of `stamp_sec`, formatted once per second.
     stamp: String,
     stamp_sec: i64,
-    /// Messages the daemon could not take.
-    pub failed: u64,
+    delivery: Delivery,
 }
 
 impl Syslog {
     pub fn new(path: &Path) -> Self {
-        let mut s = Syslog {
-            path: path.to_owned(),
-            sock: None,
+        Syslog {
             buf: String::new(),
             stamp: String::new(),
             stamp_sec: -1,
-            failed: 0,
-        };
-        let _ = s.connect();
-        s
+            delivery: Delivery::new(path),
+        }
     }
 
-    fn connect(&mut self) -> io::Result<&UnixDatagram> {
-        let sock = UnixDatagram::unbound()?;
-        sock.connect(&self.path)?;
-        Ok(self.sock.insert(sock))
-    }
-
-    /// Sends one message; on failure reconnects once (the daemon may have restarted).
+    /// Sends one message, or queues it if syslog cannot take it now (then Err says why).
     pub fn send(&mut self, severity: u8, msg: &str) -> io::Result<()> {
         self.buf.clear();
         self.buf.push('<');
@@ -61,20 +47,32 @@ impl Syslog {
         self.buf.push_str(&self.stamp);
         self.buf.push_str(" sysmon: ");
         self.buf.push_str(msg);
-        let first = match &self.sock {
-            Some(s) => s.send(self.buf.as_bytes()).map(drop),
-            None => Err(io::ErrorKind::NotConnected.into()),
-        };
-        let result = first.or_else(|_| {
-            let bytes = self.buf.clone();
-            self.connect()
-                .and_then(|s| s.send(bytes.as_bytes()))
-                .map(drop)
-        });
-        if result.is_err() {
-            self.failed += 1;
-        }
-        result
+        self.delivery.send(self.buf.as_bytes())
+    }
+
+    /// Sends what waits for syslog; true when nothing waits any more.
+    pub fn retry(&mut self) -> bool {
+        self.delivery.retry()
+    }
+
+    /// Messages waiting for syslog.
+    pub fn pending(&self) -> usize {
+        self.delivery.pending()
+    }
+
+    /// Messages dropped since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        self.delivery.take_dropped()
+    }
+
+    /// Messages sent again after a syslog restart (the old daemon may have read some).
+    pub fn resent(&self) -> u64 {
+        self.delivery.resent
+    }
+
+    /// Messages dropped in all.
+    pub fn failed(&self) -> u64 {
+        self.delivery.failed
     }
 }
 

@@ -1,0 +1,145 @@
+//! `-c` (update, reset, show) and `-u` (stop): talking to the running daemon.
+//!
+//! The daemon is found through its pid file only, never by process name: another `sysmon`
+//! on the machine (a `-t` run, a test's private install) is none of our business.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use super::{DEFAULT_CONFIG, Paths, daemon, proc, rsyslog};
+use crate::{cli, rules};
+
+/// An error and the exit code it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A clean stop takes the agent well under a second; this leaves room for a loaded machine.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+pub fn daemon_pid(paths: &Paths) -> Option<i32> {
+    proc::running(&paths.pid_file, "sysmon")
+}
+
+/// Stops the daemon: SIGTERM (it sends event 4 `Stopped`), then, if `force` and it is still
+/// there, SIGKILL. Ok(true) if one was running.
+pub fn stop(paths: &Paths, force: bool) -> Result<bool, Failure> {
+    if paths.systemd() {
+        let _ = Command::new("systemctl")
+            .args(["stop", "sysmon.service"])
+            .status();
+    }
+    let Some(pid) = daemon_pid(paths) else {
+        return Ok(false);
+    };
+    proc::signal(pid, libc::SIGTERM);
+    if !proc::wait_gone(pid, STOP_WAIT) {
+        if !force {
+            return Err(Failure::new(
+                1,
+                format!("Sysmon (pid {pid}) did not stop; `sysmon -u force` kills it."),
+            ));
+        }
+        proc::signal(pid, libc::SIGKILL);
+        proc::wait_gone(pid, STOP_WAIT);
+    }
+    let _ = std::fs::remove_file(&paths.pid_file);
+    Ok(true)
+}
+
+/// `-u [force]`: stop, disable; /opt/sysmon stays. `force` also removes the rsyslog split.
+pub fn uninstall(paths: &Paths, force: bool) -> Result<(), Failure> {
+    stop(paths, force)?;
+    if paths.systemd() {
+        let _ = Command::new("systemctl")
+            .args(["disable", "sysmon.service"])
+            .status();
+    }
+    if force {
+        rsyslog::remove(paths).map_err(|e| Failure::new(1, format!("rsyslog: {e}")))?;
+    }
+    println!("Sysmon stopped.");
+    Ok(())
+}
+
+/// `-c <file>` / `-c --`: validate, install the new config, tell the daemon (SIGHUP). A bad
+/// file changes nothing.
+pub fn update(paths: &Paths, config: Option<&Path>, argv: &[String]) -> Result<(), Failure> {
+    let bytes = match config {
+        Some(path) => {
+            check(path)?;
+            std::fs::read(path).map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?
+        }
+        None => {
+            println!("Updating configuration to use all defaults.");
+            DEFAULT_CONFIG.as_bytes().to_vec()
+        }
+    };
+    if !paths.dir.is_dir() {
+        return Err(Failure::new(1, "Error: Sysmon is not installed."));
+    }
+    let io = |e: std::io::Error| Failure::new(1, format!("{}: {e}", paths.dir.display()));
+    // config.xml first: the daemon reads argv (for event 16) and config.xml on SIGHUP, and
+    // both must be in place before it does.
+    proc::write_atomic(&paths.config(), &bytes, 0o600).map_err(io)?;
+    daemon::write_argv(paths, argv).map_err(io)?;
+    let Some(pid) = daemon_pid(paths) else {
+        println!("Sysmon is not running; the configuration applies when it starts.");
+        return Ok(());
+    };
+    // Wait for the daemon's answer, so that once `-c` returns the new rules are in force.
+    let before = std::fs::read_to_string(paths.reload_answer()).unwrap_or_default();
+    proc::signal(pid, libc::SIGHUP);
+    let start = std::time::Instant::now();
+    loop {
+        let answer = std::fs::read_to_string(paths.reload_answer()).unwrap_or_default();
+        if answer != before {
+            return match answer.trim().splitn(3, ' ').nth(2) {
+                Some("ok") => {
+                    println!("Configuration updated.");
+                    Ok(())
+                }
+                other => Err(Failure::new(
+                    1,
+                    format!("Sysmon kept its rules: {}", other.unwrap_or("no answer")),
+                )),
+            };
+        }
+        if start.elapsed() > STOP_WAIT || !proc::alive(pid) {
+            return Err(Failure::new(
+                1,
+                format!("Sysmon (pid {pid}) did not confirm the new configuration."),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `-c` alone: the rules in force.
+pub fn show(paths: &Paths) -> Result<String, Failure> {
+    if daemon_pid(paths).is_none() {
+        return Err(Failure::new(cli::BAD_USAGE, "Sysmon is not running"));
+    }
+    let config = daemon::load_installed(paths)
+        .map_err(|e| Failure::new(cli::BAD_USAGE, format!("No config to display: {e}")))?;
+    Ok(config.config.dump())
+}
+
+/// Loads a config only to check it: errors name the file and line, exit 87.
+pub fn check(path: &Path) -> Result<rules::Config, Failure> {
+    let config = rules::load_file(path).map_err(|e| Failure::new(cli::BAD_USAGE, e.to_string()))?;
+    for w in &config.warnings {
+        eprintln!("Warning: {w}");
+    }
+    Ok(config)
+}

@@ -1,0 +1,313 @@
+//! Getting datagrams to the syslog daemon across its restarts without losing any silently.
+//!
+//! Two ways to lose a message, two remedies:
+//! - the daemon is away (socket missing, refused, stuck): messages wait in a bounded queue,
+//!   oldest first, and are resent in order when it is back; what does not fit is counted.
+//! - the daemon exits with messages still in its socket's receive queue: the kernel frees
+//!   them, and a datagram sender is not told. So the last messages sent are kept until they
+//!   are known to be read: the socket's output count (SIOCOUTQ: bytes sent and not yet read)
+//!   at 0 means everything before was read, or freed by a dying reader; a send after that
+//!   on the same socket succeeding rules out the second. When a send finds the reader gone,
+//!   the messages not known to be read are sent again first (one the old daemon read just
+//!   before it died can then appear twice, with the same EventRecordID).
+
+use std::{
+    collections::VecDeque,
+    io,
+    os::{fd::AsRawFd, unix::net::UnixDatagram},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+/// Bound of the wait queue, so that a syslog that never comes back cannot eat the memory.
+const QUEUE_MAX_BYTES: usize = 64 << 20;
+pub const QUEUE_MAX_MESSAGES: usize = 200_000;
+/// How often to try again while syslog is away (each try is a syscall).
+const RETRY: Duration = Duration::from_millis(100);
+/// A send blocked this long (the daemon stopped reading) counts as failed.
+const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// Ask the socket whether everything was read every this many sends or this often,
+/// whichever comes first: rarely at high rates, at every send at low ones.
+const CHECK_EVERY: u32 = 64;
+const CHECK_AFTER: Duration = Duration::from_millis(10);
+/// A reader's queue holds at most `net.unix.max_dgram_qlen` (+1) datagrams; keeping more
+/// unconfirmed messages than that would only resend ones it had read.
+const UNCONFIRMED_MAX: usize = 4096;
+
+pub struct Delivery {
+    path: PathBuf,
+    sock: Option<UnixDatagram>,
+    queue: VecDeque<Vec<u8>>,
+    queued_bytes: usize,
+    /// Sent on the current socket, not yet known to be read; oldest first.
+    unconfirmed: VecDeque<Vec<u8>>,
+    unconfirmed_max: usize,
+    /// Buffers to reuse, so that keeping copies costs no allocation per message.
+    spare: Vec<Vec<u8>>,
+    sends_since_check: u32,
+    last_check: Instant,
+    next_retry: Instant,
+    dropped: u64,
+    /// Messages sent again after the reader died (some may have been read).
+    pub resent: u64,
+    pub failed: u64,
+}
+
+impl Delivery {
+    pub fn new(path: &Path) -> Self {
+        let qlen = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(512);
+        let mut d = Delivery {
+            path: path.to_owned(),
+            sock: None,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            unconfirmed: VecDeque::new(),
+            unconfirmed_max: (qlen + 1).min(UNCONFIRMED_MAX),
+            spare: Vec::new(),
+            sends_since_check: 0,
+            last_check: Instant::now(),
+            next_retry: Instant::now(),
+            dropped: 0,
+            resent: 0,
+            failed: 0,
+        };
+        let _ = d.connect();
+        d
+    }
+
+    /// Sends one message, or queues it behind those waiting; Err says it could not go now.
+    pub fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        if self.queue.is_empty() {
+            match self.transmit(msg) {
+                Ok(()) => return Ok(()),
+                Err(e) if too_big(&e) => {
+                    self.drop_one();
+                    return Err(e);
+                }
+                Err(_) => {
+                    let buf = self.copy(msg);
+                    self.enqueue_back(buf);
+                    self.requeue_unconfirmed();
+                    // The daemon may simply have restarted: try its new socket now.
+                    self.retry();
+                }
+            }
+        } else {
+            // Order matters: while older messages wait, this one waits behind them.
+            let buf = self.copy(msg);
+            self.enqueue_back(buf);
+            if Instant::now() >= self.next_retry {
+                self.retry();
+            }
+        }
+        if self.queue.is_empty() {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::NotConnected.into())
+        }
+    }
+
+    /// Sends what waits, oldest first; true when nothing waits any more.
+    pub fn retry(&mut self) -> bool {
+        while let Some(msg) = self.queue.pop_front() {
+            self.queued_bytes -= msg.len();
+            match self.transmit(&msg) {
+                Ok(()) => self.spare.push(msg),
+                Err(e) if too_big(&e) => {
+                    self.drop_one();
+                    self.spare.push(msg);
+                }
+                Err(_) => {
+                    self.queued_bytes += msg.len();
+                    self.queue.push_front(msg);
+                    self.requeue_unconfirmed();
+                    self.next_retry = Instant::now() + RETRY;
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Messages dropped since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// One datagram on the current socket (connecting first if there is none). On failure
+    /// the socket is dropped: the next try connects again, to a restarted daemon's socket.
+    fn transmit(&mut self, msg: &[u8]) -> io::Result<()> {
+        if self.sock.is_none() {
+            self.connect()?;
+        }
+        let sock = self.sock.as_ref().unwrap();
+        let check =
+            self.sends_since_check >= CHECK_EVERY || self.last_check.elapsed() >= CHECK_AFTER;
+        let all_read = check && unread_bytes(sock) == Some(0);
+        match sock.send(msg) {
+            Ok(_) => {
+                if check {
+                    self.sends_since_check = 0;
+                    self.last_check = Instant::now();
+                } else {
+                    self.sends_since_check += 1;
+                }
+                if all_read {
+                    self.spare.extend(self.unconfirmed.drain(..));
+                }
+                if self.unconfirmed.len() >= self.unconfirmed_max {
+                    let old = self.unconfirmed.pop_front().unwrap();
+                    self.spare.push(old);
+                }
+                let copy = self.copy(msg);
+                self.unconfirmed.push_back(copy);
+                Ok(())
+            }
+            Err(e) if too_big(&e) => Err(e),
+            Err(e) => {
+                self.sock = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn connect(&mut self) -> io::Result<()> {
+        self.sock = None;
+        let sock = UnixDatagram::unbound()?;
+        sock.connect(&self.path)?;
+        sock.set_write_timeout(Some(SEND_TIMEOUT))?;
+        self.sock = Some(sock);
+        Ok(())
+    }
+
+    /// The reader went away: what it may not have read goes out again, before the rest.
+    fn requeue_unconfirmed(&mut self) {
+        while let Some(msg) = self.unconfirmed.pop_back() {
+            self.resent += 1;
+            self.queued_bytes += msg.len();
+            self.queue.push_front(msg);
+        }
+    }
+
+    fn enqueue_back(&mut self, msg: Vec<u8>) {
+        if self.queue.len() >= QUEUE_MAX_MESSAGES || self.queued_bytes + msg.len() > QUEUE_MAX_BYTES
+        {
+            self.drop_one();
+            self.spare.push(msg);
+            return;
+        }
+        self.queued_bytes += msg.len();
+        self.queue.push_back(msg);
+    }
+
+    fn copy(&mut self, msg: &[u8]) -> Vec<u8> {
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(msg);
+        buf
+    }
+
+    fn drop_one(&mut self) {
+        self.dropped += 1;
+        self.failed += 1;
+    }
+}
+
+/// Bytes sent on this socket and not yet read by the receiver (SIOCOUTQ).
+fn unread_bytes(sock: &UnixDatagram) -> Option<i32> {
+    let mut n: libc::c_int = 0;
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    (r == 0).then_some(n)
+}
+
+/// A message the socket can never take: retrying is pointless.
+fn too_big(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EMSGSIZE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recv_all(sock: &UnixDatagram) -> Vec<String> {
+        sock.set_nonblocking(true).unwrap();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = sock.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+
+    fn socket_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sysmon-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_file(dir.join("log.sock"));
+        dir
+    }
+
+    /// Syslog away, then back at the same path (a restarted daemon): what waited arrives
+    /// in order, before what came after.
+    #[test]
+    fn queues_while_away_and_resends_in_order() {
+        let dir = socket_dir("away");
+        let path = dir.join("log.sock");
+        let first = UnixDatagram::bind(&path).unwrap();
+        let mut d = Delivery::new(&path);
+        d.send(b"a").unwrap();
+        assert_eq!(recv_all(&first), ["a"]);
+        // Let the read be noticed (the next send checks the socket).
+        std::thread::sleep(CHECK_AFTER);
+        d.send(b"a2").unwrap();
+        assert_eq!(recv_all(&first), ["a2"]);
+        drop(first);
+        std::fs::remove_file(&path).unwrap();
+        assert!(d.send(b"b").is_err());
+        assert!(d.send(b"c").is_err());
+        assert!(!d.retry());
+        let second = UnixDatagram::bind(&path).unwrap();
+        assert!(d.retry());
+        d.send(b"d").unwrap();
+        // "a" was confirmed read; "a2" was not yet, so it goes again, first.
+        assert_eq!(recv_all(&second), ["a2", "b", "c", "d"]);
+        assert_eq!((d.take_dropped(), d.failed), (0, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The reader dies with messages unread in its queue: they are sent again.
+    #[test]
+    fn unread_messages_of_a_dead_reader_are_resent() {
+        let dir = socket_dir("unread");
+        let path = dir.join("log.sock");
+        let first = UnixDatagram::bind(&path).unwrap();
+        let mut d = Delivery::new(&path);
+        d.send(b"1").unwrap();
+        d.send(b"2").unwrap();
+        drop(first); // never read: the kernel frees both
+        std::fs::remove_file(&path).unwrap();
+        let second = UnixDatagram::bind(&path).unwrap();
+        d.send(b"3").unwrap();
+        assert_eq!(recv_all(&second), ["1", "2", "3"]);
+        assert_eq!(d.resent, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bounded_and_counted() {
+        let mut d = Delivery::new(Path::new("/nonexistent/log.sock"));
+        for _ in 0..QUEUE_MAX_MESSAGES + 3 {
+            let _ = d.send(b"x");
+        }
+        assert_eq!(d.pending(), QUEUE_MAX_MESSAGES);
+        assert_eq!(d.take_dropped(), 3);
+        assert_eq!(d.take_dropped(), 0);
+        assert_eq!(d.failed, 3);
+    }
+}
