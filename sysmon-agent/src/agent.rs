@@ -266,11 +266,7 @@ const SWEEP_TICKS: u64 = 60;
 
 /// Loads the programs and runs until SIGTERM or SIGINT.
 pub fn run(settings: Settings) -> Result<()> {
-    let active: Vec<u16> = schema::EVENTS
-        .iter()
-        .map(|k| k.id)
-        .filter(|id| settings.config.rules.is_active(*id))
-        .collect();
+    let active = active_ids(&settings.config);
     let loaded = load::load(&load::Options {
         btf: settings.btf.as_deref(),
         active: &active,
@@ -281,9 +277,18 @@ pub fn run(settings: Settings) -> Result<()> {
     rt.block_on(serve(loaded, settings))
 }
 
+/// The event ids a configuration can emit, whose probes must be attached.
+fn active_ids(config: &Config) -> Vec<u16> {
+    schema::EVENTS
+        .iter()
+        .map(|k| k.id)
+        .filter(|id| config.rules.is_active(*id))
+        .collect()
+}
+
 async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     let Loaded {
-        ebpf: _ebpf,
+        mut probes,
         ring,
         drops,
     } = loaded;
@@ -337,7 +342,14 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 // Records already read were judged by the old rules; the next ones by the new.
                 drain(ring.get_mut(), &mut pipeline);
                 match reload.as_mut().map(|r| r()) {
-                    Some(Ok(new)) => pipeline.set_config(new),
+                    Some(Ok(new)) => {
+                        // Probes follow the rules: kinds the new config turns on are
+                        // attached, those it turns off detached (spec §1.0).
+                        if let Err(e) = probes.set_active(&active_ids(&new.config)) {
+                            pipeline.error("ConfigReload", &format!("attaching probes: {e:#}"));
+                        }
+                        pipeline.set_config(new);
+                    }
                     Some(Err(e)) => pipeline.error("ConfigReload", &e),
                     None => {}
                 }

@@ -107,9 +107,7 @@ fn install_update_uninstall() {
     );
 }
 
-/// `-c` with an exclude rule: the next exec after `-c` returns is judged by it. The rule check needs the real
-/// config engine (the placeholder includes everything); until it lands only the reload is
-/// checked.
+/// `-c` with an exclude rule: the next exec after `-c` returns is judged by it.
 #[test]
 fn new_rules_decide_the_next_exec() {
     let Some(_serial) = kernel_test("new_rules") else {
@@ -136,11 +134,11 @@ fn new_rules_decide_the_next_exec() {
                 .is_some_and(|c| c.contains(&format!("{token}-shown")))
     });
     let shown = String::from_utf8_lossy(&t.ok(&["-c"]).stdout).into_owned();
-    if shown.contains("ProcessCreate") {
-        assert_eq!(creates_with(&t.events(), &format!("{token}-hidden")), 0);
-    } else {
-        eprintln!("rule check skipped: the config engine is the placeholder");
-    }
+    assert!(
+        shown.contains("ProcessCreate"),
+        "-c shows the rules: {shown}"
+    );
+    assert_eq!(creates_with(&t.events(), &format!("{token}-hidden")), 0);
     // `-c --`: back to the defaults, said as such in event 16.
     t.ok(&["-c", "--"]);
     let reset = t.wait_event("event 16 for -c --", |e| {
@@ -226,4 +224,44 @@ fn with_systemd_the_unit_is_written_and_systemctl_drives_it() {
             "disable sysmon.service",
         ]
     );
+}
+
+/// A reload attaches the probes of event kinds the new config turns on and detaches those it
+/// turns off: FileCreate events appear after `-c` names FileCreate, and stop after `-c --`.
+#[test]
+fn reload_attaches_and_detaches_probes() {
+    let Some(_serial) = kernel_test("reload_probes") else {
+        return;
+    };
+    let t = Install::new("probes");
+    t.ok(&["-accepteula", "-i"]);
+    let token = format!("probe-{}", unique());
+    // Creates a file, then execs a marker: the marker's ProcessCreate comes after any
+    // FileCreate of that file, so once it is in the log the file's fate is known.
+    let create = |n: &str| {
+        let file = t.path(&format!("{token}-{n}"));
+        std::fs::File::create(&file).unwrap();
+        exec_true(&format!("{token}-marker-{n}"));
+        t.wait_event("the marker", |e| {
+            e.id == 1
+                && e.get("CommandLine")
+                    .is_some_and(|c| c.ends_with(&format!("marker-{n}")))
+        });
+        let name = file.display().to_string();
+        t.events()
+            .iter()
+            .filter(|e| e.id == 11 && e.get("TargetFilename") == Some(&name))
+            .count()
+    };
+    assert_eq!(create("before"), 0, "FileCreate is off by default");
+    std::fs::write(
+        t.path("files.xml"),
+        "<Sysmon schemaversion=\"4.50\">\n  <EventFiltering>\n    <FileCreate onmatch=\"exclude\"/>\n  </EventFiltering>\n</Sysmon>\n",
+    )
+    .unwrap();
+    t.ok(&["-c", "files.xml"]);
+    assert_eq!(create("on"), 1, "the reload attached the FileCreate probe");
+    t.ok(&["-c", "--"]);
+    assert_eq!(create("off"), 0, "the reload detached it again");
+    t.ok(&["-u"]);
 }

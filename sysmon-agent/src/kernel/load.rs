@@ -6,7 +6,10 @@ use anyhow::{Context, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint},
+    programs::{
+        RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId,
+        trace_point::TracePointLinkId,
+    },
 };
 use sysmon_common::{RecordKind, offsets::ABSENT};
 
@@ -34,8 +37,7 @@ const BPFFS: &str = "/sys/fs/bpf";
 
 /// Loaded and attached programs, with the maps user space reads.
 pub struct Loaded {
-    /// Keeps programs and links alive.
-    pub ebpf: Ebpf,
+    pub probes: Probes,
     pub ring: RingBuf<MapData>,
     pub drops: PerCpuArray<MapData, u64>,
 }
@@ -49,41 +51,103 @@ pub struct Options<'a> {
     pub active: &'a [u16],
 }
 
-/// The optional probes: (event id, program, syscall tracepoints it is attached to). A
-/// tracepoint this architecture lacks (no `open` or `creat` on arm64) is skipped.
-const SENSORS: &[(u16, &str, &[&str])] = &[
+/// Where an optional program attaches.
+enum Point {
+    /// Syscall tracepoints; one this architecture lacks (no `open` on arm64) is skipped.
+    Syscalls(&'static [&'static str]),
+    /// A raw tracepoint.
+    Raw(&'static str),
+}
+
+/// The optional probes: (event id, program, where it attaches).
+const SENSORS: &[(u16, &str, Point)] = &[
     (
         schema::FILE_CREATE,
         "file_create",
-        &[
+        Point::Syscalls(&[
             "sys_exit_creat",
             "sys_exit_open",
             "sys_exit_openat",
             "sys_exit_openat2",
-        ],
+        ]),
     ),
     (
         schema::RAW_ACCESS_READ,
         "raw_access",
-        &["sys_exit_open", "sys_exit_openat", "sys_exit_openat2"],
+        Point::Syscalls(&["sys_exit_open", "sys_exit_openat", "sys_exit_openat2"]),
     ),
-    (schema::FILE_DELETE, "unlink_enter", &["sys_enter_unlink"]),
+    (
+        schema::FILE_DELETE,
+        "unlink_enter",
+        Point::Syscalls(&["sys_enter_unlink"]),
+    ),
     (
         schema::FILE_DELETE,
         "unlinkat_enter",
-        &["sys_enter_unlinkat"],
+        Point::Syscalls(&["sys_enter_unlinkat"]),
     ),
     (
         schema::FILE_DELETE,
         "unlink_exit",
-        &["sys_exit_unlink", "sys_exit_unlinkat"],
+        Point::Syscalls(&["sys_exit_unlink", "sys_exit_unlinkat"]),
     ),
     (
         schema::NETWORK_CONNECT,
         "tcp_accept",
-        &["sys_exit_accept", "sys_exit_accept4"],
+        Point::Syscalls(&["sys_exit_accept", "sys_exit_accept4"]),
+    ),
+    (
+        schema::NETWORK_CONNECT,
+        "inet_sock_set_state",
+        Point::Raw("inet_sock_set_state"),
+    ),
+    (
+        schema::NETWORK_CONNECT,
+        "udp_send",
+        Point::Raw("net_dev_queue"),
+    ),
+    (
+        schema::NETWORK_CONNECT,
+        "udp_recv",
+        Point::Raw("sock_recv_length"),
     ),
 ];
+
+/// One attachment of an optional program, so it can be detached again.
+enum Link {
+    Tp(TracePointLinkId),
+    Raw(RawTracePointLinkId),
+}
+
+/// The programs, and which optional ones are attached: a config reload attaches the probes
+/// of event kinds it turns on and detaches those it turns off.
+pub struct Probes {
+    ebpf: Ebpf,
+    /// (index in SENSORS, its links) for every attached optional program.
+    attached: Vec<(usize, Vec<Link>)>,
+}
+
+impl Probes {
+    /// Attaches the probes of `active` event kinds, detaches the others.
+    pub fn set_active(&mut self, active: &[u16]) -> Result<()> {
+        for (i, (id, name, _)) in SENSORS.iter().enumerate() {
+            let on = active.contains(id);
+            let at = self.attached.iter().position(|(j, _)| *j == i);
+            match (on, at) {
+                (true, None) => {
+                    let links = attach(&mut self.ebpf, name, &SENSORS[i].2)?;
+                    self.attached.push((i, links));
+                }
+                (false, Some(at)) => {
+                    let (_, links) = self.attached.swap_remove(at);
+                    detach(&mut self.ebpf, name, links)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
 
 pub fn load(opts: &Options) -> Result<Loaded> {
     preflight(opts)?;
@@ -96,23 +160,15 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         .map_err(|(_, e)| e)
         .context("counting CPUs")? as u32;
 
-    let network = opts.active.contains(&schema::NETWORK_CONNECT);
+    // Maps are sized for every kind, so that a reload can turn any of them on.
     let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &offsets, true)
         .override_global("EXIT_GROUP_DEAD", &group_dead, true)
         .map_max_entries("EXEC_SCRATCH", cpus)
         .map_max_entries("EVENTS", ring_bytes()?)
-        // Large preallocated values: keep the map tiny when deletes are not traced.
-        .map_max_entries(
-            "DELETES",
-            if opts.active.contains(&schema::FILE_DELETE) {
-                DELETES_IN_FLIGHT
-            } else {
-                1
-            },
-        )
-        .map_max_entries("CONNECTS", if network { FLOWS } else { 1 })
-        .map_max_entries("UDP_SEEN", if network { FLOWS } else { 1 })
+        .map_max_entries("DELETES", DELETES_IN_FLIGHT)
+        .map_max_entries("CONNECTS", FLOWS)
+        .map_max_entries("UDP_SEEN", FLOWS)
         .load(OBJECT)
         .context("loading the eBPF object into the kernel (is BPF enabled and are we root?)")?;
 
@@ -122,40 +178,63 @@ pub fn load(opts: &Options) -> Result<Loaded> {
     fork.load().context("verifying sched_process_fork")?;
     fork.attach("sched_process_fork")
         .context("attaching sched_process_fork")?;
-    if opts.active.contains(&schema::NETWORK_CONNECT) {
-        let tp: &mut RawTracePoint = program(&mut ebpf, "inet_sock_set_state")?;
-        tp.load().context("verifying inet_sock_set_state")?;
-        tp.attach("inet_sock_set_state")
-            .context("attaching inet_sock_set_state")?;
-        for (name, point) in [
-            ("udp_send", "net_dev_queue"),
-            ("udp_recv", "sock_recv_length"),
-        ] {
-            let tp: &mut RawTracePoint = program(&mut ebpf, name)?;
-            tp.load().with_context(|| format!("verifying {name}"))?;
-            tp.attach(point)
-                .with_context(|| format!("attaching {name} to {point}"))?;
-        }
-    }
-    for (id, name, points) in SENSORS {
-        if !opts.active.contains(id) {
-            continue;
-        }
-        let tp: &mut TracePoint = program(&mut ebpf, name)?;
-        tp.load().with_context(|| format!("verifying {name}"))?;
-        for point in *points {
-            if Path::new(&format!("{TRACEFS}/events/syscalls/{point}")).exists() {
-                tp.attach("syscalls", point)
-                    .with_context(|| format!("attaching {name} to syscalls/{point}"))?;
-            }
-        }
-    }
 
     // Parsing BTF took tens of MiB that the process no longer needs.
     unsafe { libc::malloc_trim(0) };
     let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS")?)?;
     let drops = PerCpuArray::try_from(ebpf.take_map("DROPS").context("map DROPS")?)?;
-    Ok(Loaded { ebpf, ring, drops })
+    let mut probes = Probes {
+        ebpf,
+        attached: Vec::new(),
+    };
+    probes.set_active(opts.active)?;
+    Ok(Loaded {
+        probes,
+        ring,
+        drops,
+    })
+}
+
+/// Verifies `name` on its first use, then attaches it wherever `point` says.
+fn attach(ebpf: &mut Ebpf, name: &str, point: &Point) -> Result<Vec<Link>> {
+    let mut links = Vec::new();
+    match point {
+        Point::Syscalls(points) => {
+            let tp: &mut TracePoint = program(ebpf, name)?;
+            if tp.fd().is_err() {
+                tp.load().with_context(|| format!("verifying {name}"))?;
+            }
+            for point in *points {
+                if Path::new(&format!("{TRACEFS}/events/syscalls/{point}")).exists() {
+                    let link = tp
+                        .attach("syscalls", point)
+                        .with_context(|| format!("attaching {name} to syscalls/{point}"))?;
+                    links.push(Link::Tp(link));
+                }
+            }
+        }
+        Point::Raw(point) => {
+            let tp: &mut RawTracePoint = program(ebpf, name)?;
+            if tp.fd().is_err() {
+                tp.load().with_context(|| format!("verifying {name}"))?;
+            }
+            let link = tp
+                .attach(point)
+                .with_context(|| format!("attaching {name} to {point}"))?;
+            links.push(Link::Raw(link));
+        }
+    }
+    Ok(links)
+}
+
+fn detach(ebpf: &mut Ebpf, name: &str, links: Vec<Link>) -> Result<()> {
+    for link in links {
+        match link {
+            Link::Tp(id) => program::<TracePoint>(ebpf, name)?.detach(id)?,
+            Link::Raw(id) => program::<RawTracePoint>(ebpf, name)?.detach(id)?,
+        }
+    }
+    Ok(())
 }
 
 /// Records dropped in the kernel so far, per kind, summed over CPUs.
