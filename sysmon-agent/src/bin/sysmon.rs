@@ -84,8 +84,8 @@ fn run_foreground(
         None => (rules::Config::default(), "Defaults".to_string(), None),
     };
     if let Some(algs) = hash_algorithms {
-        cfg.hash_algorithms =
-            rules::HashAlgorithms::parse(&algs).map_err(|e| control::Failure::new(87, e))?;
+        cfg.apply_hash_switch(&algs)
+            .map_err(|e| control::Failure::new(87, e))?;
     }
     agent::run(Settings {
         config: cfg,

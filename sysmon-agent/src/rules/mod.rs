@@ -70,6 +70,17 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Applies the `-h` switch: as in Sysmon, a HashAlgorithms option in the file wins.
+    pub fn apply_hash_switch(&mut self, algs: &str) -> Result<(), String> {
+        let parsed = HashAlgorithms::parse(algs)?;
+        if !self.hash_algorithms_set {
+            self.hash_algorithms = parsed;
+        }
+        Ok(())
+    }
+}
+
 /// Reads and parses a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();

@@ -69,7 +69,7 @@ pub fn load_installed(paths: &Paths) -> Result<NewConfig, String> {
     let mut config = rules::load_file(&path).map_err(|e| e.to_string())?;
     let stored = cli::parse(argv.clone()).ok();
     if let Some(algs) = stored.as_ref().and_then(|a| a.hash_algorithms.as_deref()) {
-        config.hash_algorithms = rules::HashAlgorithms::parse(algs)?;
+        config.apply_hash_switch(algs)?;
     }
     let label = label(&argv);
     let hash = (label != "Defaults").then(|| format!("SHA256={:x}", Sha256::digest(&bytes)));

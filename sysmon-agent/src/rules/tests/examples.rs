@@ -194,3 +194,29 @@ fn windows_style_rules_work() {
         );
     }
 }
+
+#[test]
+fn hash_switch_yields_to_the_files_option() {
+    let with = "<Sysmon schemaversion=\"4.50\"><HashAlgorithms>md5</HashAlgorithms></Sysmon>";
+    let without = "<Sysmon schemaversion=\"4.50\"></Sysmon>";
+    // (config, -h value, md5, sha256 afterwards)
+    let cases = [
+        (with, "sha256", true, false),
+        (without, "md5", true, false),
+        (without, "sha1,sha256", false, true),
+    ];
+    for (xml, switch, md5, sha256) in cases {
+        let mut c = crate::rules::parse_bytes(xml.as_bytes(), "t.xml").unwrap();
+        c.apply_hash_switch(switch).unwrap();
+        assert_eq!(
+            (c.hash_algorithms.md5, c.hash_algorithms.sha256),
+            (md5, sha256),
+            "{xml} -h {switch}"
+        );
+    }
+    assert!(
+        crate::rules::Config::default()
+            .apply_hash_switch("crc32")
+            .is_err()
+    );
+}
