@@ -1,4 +1,5 @@
-//! Exec storms at fixed rates with the agent running (default config, real rsyslogd):
+//! Exec storms at fixed rates with the installed daemon running (default config, real
+//! rsyslogd):
 //! the agent's CPU (user+sys over the run), events per second, lost events, peak RSS.
 
 use std::{
@@ -8,7 +9,7 @@ use std::{
 };
 
 use anyhow::Result;
-use sysmon_tests::{TempDir, agent::Agent, events, rsyslog::Rsyslog, unique};
+use sysmon_tests::{cpu_secs, service::Install, unique};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -77,14 +78,15 @@ struct Run {
     kernel_drops: u64,
 }
 
+/// One rate against the installed daemon (`sysmon -i` into a temporary root, events split
+/// into its sysmon.log by a private rsyslogd): the service as users run it.
 fn one(rate: u32, length: Duration) -> Run {
-    let dir = TempDir::new("bench");
-    let syslog = Rsyslog::start(&dir.0);
-    let agent = Agent::start(&syslog, &dir.0, None);
-    let rsyslog_pid = std::fs::read_to_string(dir.0.join("rsyslogd.pid")).unwrap_or_default();
-    let rsyslog_pid: u32 = rsyslog_pid.trim().parse().unwrap_or(0);
+    let t = Install::new("bench");
+    t.ok(&["-accepteula", "-i"]);
+    let agent = t.daemon().expect("the daemon runs") as u32;
+    let rsyslog_pid = t.syslog.pid().unwrap_or(0) as u32;
     let token = format!("bench-{}", unique());
-    let (cpu0, rs0) = (cpu_secs(agent.pid), cpu_secs(rsyslog_pid));
+    let (cpu0, rs0) = (cpu_secs(agent), cpu_secs(rsyslog_pid));
     let start = Instant::now();
 
     // One fork+exec+wait takes about a millisecond here, so high rates need several
@@ -97,9 +99,9 @@ fn one(rate: u32, length: Duration) -> Run {
         gens.into_iter().map(|g| g.join().unwrap()).sum()
     });
     let load_secs = start.elapsed().as_secs_f64();
-    // Let the agent catch up: wait until every exec is in syslog or nothing moves for 3 s.
+    // Let the agent catch up: wait until every exec is logged or nothing moves for 3 s.
     let count = || {
-        events::parse_lines(&syslog.lines())
+        t.events()
             .iter()
             .filter(|e| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token)))
             .count() as u64
@@ -116,19 +118,26 @@ fn one(rate: u32, length: Duration) -> Run {
         std::thread::sleep(Duration::from_millis(200));
     }
     let wall_secs = start.elapsed().as_secs_f64();
-    let agent_cpu_secs = cpu_secs(agent.pid) - cpu0;
+    let agent_cpu_secs = cpu_secs(agent) - cpu0;
     let rsyslog_cpu_secs = cpu_secs(rsyslog_pid) - rs0;
-    let peak_rss_kib = status_kib(agent.pid, "VmHWM:");
-    agent.stop(&syslog);
-    let stderr = std::fs::read_to_string(dir.0.join("agent.stderr")).unwrap_or_default();
-    let kernel_drops = stderr
-        .rsplit("kernel drops ")
-        .next()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+    let peak_rss_kib = status_kib(agent, "VmHWM:");
+    let events = count();
+    t.ok(&["-u"]);
+    // Lost kernel records are reported as event 255 KernelDrops ("lost N <kind> records").
+    let kernel_drops = t
+        .events()
+        .iter()
+        .filter(|e| e.id == 255 && e.get("ID") == Some("KernelDrops"))
+        .filter_map(|e| Some(e.get("Description")?.split("lost ").nth(1)?.to_owned()))
+        .flat_map(|lost| {
+            lost.split(", ")
+                .filter_map(|part| part.split(' ').next()?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum();
     Run {
         execs,
-        events: count(),
+        events,
         load_secs,
         wall_secs,
         agent_cpu_secs,
@@ -155,18 +164,6 @@ fn generate(rate: f64, length: Duration, token: &str, start: Instant) -> u64 {
         }
     }
     execs
-}
-
-/// user + system CPU seconds of a process so far.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-        return 0.0;
-    };
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 fn status_kib(pid: u32, key: &str) -> u64 {
