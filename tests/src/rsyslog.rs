@@ -114,14 +114,7 @@ input(type="imuxsock" Socket="{sock}" RateLimit.Interval="0" CreatePath="on")
 
     /// The lines written so far.
     pub fn lines(&self) -> Vec<String> {
-        fs::read(&self.output)
-            .map(|b| {
-                String::from_utf8_lossy(&b)
-                    .lines()
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
+        crate::service::lines(&self.output)
     }
 }
 

@@ -125,6 +125,7 @@ impl Drop for Install {
     }
 }
 
+/// The lines of a log file written so far (none if it does not exist yet).
 pub fn lines(path: &Path) -> Vec<String> {
     std::fs::read(path)
         .map(|b| {
