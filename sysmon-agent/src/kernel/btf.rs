@@ -90,7 +90,11 @@ mod tests {
     #[test]
     fn resolves_every_offset_on_this_kernel() {
         if !Path::new(VMLINUX).exists() {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "no {VMLINUX} under CI");
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "no {VMLINUX} under CI"
+            );
             eprintln!("skipped: no {VMLINUX}");
             return;
         }
