@@ -102,6 +102,7 @@ fn main() {
         };
         p.record(bytes(&exit));
     }
+    p.flush();
     let per = start.elapsed().as_secs_f64() / EXECS as f64 * 1e6;
     println!(
         "pipeline: {per:.2} µs per exec (fork + exec + exit records, 2 events sent), {} events",

@@ -50,8 +50,13 @@ pub struct NewConfig {
     pub hash: Option<String>,
 }
 
-/// Reads the configuration again; `Err` says why it cannot be used (the old one stays).
-pub type Reload = Box<dyn FnMut() -> Result<NewConfig, String>>;
+/// What SIGHUP does.
+pub struct Reload {
+    /// Reads the configuration again; `Err` says why it cannot be used (the old one stays).
+    pub load: Box<dyn FnMut() -> Result<NewConfig, String>>,
+    /// Called once the outcome is in force (the new rules judge the next record).
+    pub done: Box<dyn FnMut(Result<(), String>)>,
+}
 
 /// Everything one event passes through, with buffers reused from event to event.
 pub struct Pipeline {
@@ -205,6 +210,7 @@ impl Pipeline {
     /// syslog has caught up (so that the report itself is not dropped) and the rate limit
     /// lets it through (else the count grows until it does).
     pub fn tick(&mut self) {
+        self.syslog.flush();
         self.syslog.retry();
         let dropped = self.syslog.take_dropped();
         self.stats.sink_drops += dropped;
@@ -217,16 +223,19 @@ impl Pipeline {
             );
             self.error("SyslogDrops", &msg);
         }
+        self.flush();
     }
 
     /// At stop: a last try to hand syslog what still waits; returns how many are lost.
     pub fn finish(&mut self) -> (usize, u64) {
+        self.flush();
         self.syslog.retry();
         (self.syslog.pending(), self.syslog.resent())
     }
 
-    /// Ends a batch: what is buffered for stdout goes out.
+    /// Ends a batch: what is buffered for syslog and stdout goes out.
     pub fn flush(&mut self) {
+        self.syslog.flush();
         if let Some(out) = &mut self.stdout {
             let _ = out.flush();
         }
@@ -250,7 +259,7 @@ impl Pipeline {
         } else {
             syslog::INFO
         };
-        let _ = self.syslog.send(severity, &self.xml);
+        self.syslog.send(severity, &self.xml);
         if let Some(out) = &mut self.stdout {
             self.text.clear();
             render::layout::render(&mut self.text, &self.event);
@@ -296,6 +305,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     pipeline.seed();
     pipeline.config_changed(&settings.config_label, settings.config_hash.as_deref());
     pipeline.service_state("Started");
+    pipeline.flush();
 
     // SAFETY: the ring buffer owns its fd and the AsyncFd owns the ring buffer, so the fd
     // stays open for as long as it is registered.
@@ -341,19 +351,25 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             _ = hup.recv() => {
                 // Records already read were judged by the old rules; the next ones by the new.
                 drain(ring.get_mut(), &mut pipeline);
-                match reload.as_mut().map(|r| r()) {
-                    Some(Ok(new)) => {
+                let Some(reload) = reload.as_mut() else { continue };
+                let outcome = match (reload.load)() {
+                    Ok(new) => {
                         // Probes follow the rules: kinds the new config turns on are
                         // attached, those it turns off detached (spec §1.0).
                         if let Err(e) = probes.set_active(&active_ids(&new.config)) {
                             pipeline.error("ConfigReload", &format!("attaching probes: {e:#}"));
                         }
                         pipeline.set_config(new);
+                        Ok(())
                     }
-                    Some(Err(e)) => pipeline.error("ConfigReload", &e),
-                    None => {}
-                }
+                    Err(e) => {
+                        pipeline.error("ConfigReload", &e);
+                        Err(e)
+                    }
+                };
                 pipeline.flush();
+                // Only now are the new rules and probes in force: `-c` may return.
+                (reload.done)(outcome);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Paths, proc};
 use crate::{
-    agent::{self, NewConfig, Settings},
+    agent::{self, NewConfig, Reload, Settings},
     cli, rules,
 };
 
@@ -83,17 +83,16 @@ pub fn load_installed(paths: &Paths) -> Result<NewConfig, String> {
 /// SIGHUP: the installed config again, and an answer for the `-c` that is waiting for it.
 /// The answer is written before the new rules are swapped in, but in the same step of the
 /// daemon's loop: every record it reads after the answer is judged by the new rules.
-fn reload(paths: &Paths) -> Result<NewConfig, String> {
+/// Answers `-c` once a reload is in force: `<pid> <n> ok` or `<pid> <n> error <why>`.
+fn answer_reload(paths: &Paths, outcome: Result<(), String>) {
     static RELOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let result = load_installed(paths);
     let n = RELOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    let status = match &result {
-        Ok(_) => "ok".to_string(),
+    let status = match outcome {
+        Ok(()) => "ok".to_string(),
         Err(e) => format!("error {e}"),
     };
     let answer = format!("{} {n} {status}\n", std::process::id());
     let _ = proc::write_atomic(&paths.reload_answer(), answer.as_bytes(), 0o600);
-    result
 }
 
 /// `sysmon -service`. Returns the exit code of the starting process.
@@ -173,7 +172,7 @@ fn daemon(paths: &Paths, first: NewConfig, btf: Option<std::path::PathBuf>, read
             }
         })
     };
-    let reload_paths = paths.clone();
+    let (load_paths, answer_paths) = (paths.clone(), paths.clone());
     let result = agent::run(Settings {
         config: first.config,
         config_label: first.label,
@@ -182,7 +181,10 @@ fn daemon(paths: &Paths, first: NewConfig, btf: Option<std::path::PathBuf>, read
         syslog_path: paths.syslog_socket.clone(),
         state_dir: paths.dir.clone(),
         btf,
-        reload: Some(Box::new(move || reload(&reload_paths))),
+        reload: Some(Reload {
+            load: Box::new(move || load_installed(&load_paths)),
+            done: Box::new(move |outcome| answer_reload(&answer_paths, outcome)),
+        }),
         on_ready: Some(on_ready),
     });
     if proc::read_pid(&paths.pid_file) == Some(me as i32) {

@@ -110,6 +110,82 @@ impl Delivery {
         }
     }
 
+    /// Sends a batch of messages (`batch[ends[i-1]..ends[i]]`), in order: as few syscalls as
+    /// possible (sendmmsg) while syslog takes them, the one-by-one path for the rest.
+    pub fn send_batch(&mut self, batch: &[u8], ends: &[usize]) {
+        let msg = |i: usize| &batch[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+        let sent = if self.queue.is_empty() {
+            self.transmit_many(batch, ends)
+        } else {
+            0
+        };
+        for i in sent..ends.len() {
+            let _ = self.send(msg(i));
+        }
+    }
+
+    /// Sends messages from the start of the batch with sendmmsg; returns how many went. A
+    /// failure stops it: the caller sends the rest one by one, which handles the failure.
+    fn transmit_many(&mut self, batch: &[u8], ends: &[usize]) -> usize {
+        if self.sock.is_none() && self.connect().is_err() {
+            return 0;
+        }
+        let sock = self.sock.as_ref().unwrap();
+        // Nothing unread means everything before was read, or freed by a dying reader: a
+        // send that then succeeds on this socket rules out the second (see the module doc).
+        let all_read = unread_bytes(sock) == Some(0);
+        self.sends_since_check = 0;
+        self.last_check = Instant::now();
+        let mut iov: Vec<libc::iovec> = Vec::with_capacity(ends.len());
+        let mut start = 0;
+        for &end in ends {
+            iov.push(libc::iovec {
+                iov_base: batch[start..end].as_ptr() as *mut libc::c_void,
+                iov_len: end - start,
+            });
+            start = end;
+        }
+        let mut hdrs: Vec<libc::mmsghdr> = iov
+            .iter_mut()
+            .map(|v| {
+                // SAFETY: a zeroed msghdr is valid; only the iovec is set.
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                h.msg_hdr.msg_iov = v;
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        let mut sent = 0;
+        while sent < hdrs.len() {
+            let n = unsafe {
+                libc::sendmmsg(
+                    sock.as_raw_fd(),
+                    hdrs[sent..].as_mut_ptr(),
+                    (hdrs.len() - sent) as u32,
+                    0,
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+            sent += n as usize;
+        }
+        if sent > 0 && all_read {
+            self.spare.extend(self.unconfirmed.drain(..));
+        }
+        let mut start = 0;
+        for &end in &ends[..sent] {
+            if self.unconfirmed.len() >= self.unconfirmed_max {
+                let old = self.unconfirmed.pop_front().unwrap();
+                self.spare.push(old);
+            }
+            let copy = self.copy(&batch[start..end]);
+            self.unconfirmed.push_back(copy);
+            start = end;
+        }
+        sent
+    }
+
     /// Sends what waits, oldest first; true when nothing waits any more.
     pub fn retry(&mut self) -> bool {
         while let Some(msg) = self.queue.pop_front() {
@@ -277,6 +353,30 @@ mod tests {
         d.send(b"d").unwrap();
         // "a" was confirmed read; "a2" was not yet, so it goes again, first.
         assert_eq!(recv_all(&second), ["a2", "b", "c", "d"]);
+        assert_eq!((d.take_dropped(), d.failed), (0, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A batch arrives in order as separate datagrams; unread ones are kept for a resend,
+    /// and a batch while syslog is away waits behind what already waits.
+    #[test]
+    fn batches_keep_order_and_resend_guarantees() {
+        let dir = socket_dir("batch");
+        let path = dir.join("log.sock");
+        let first = UnixDatagram::bind(&path).unwrap();
+        let mut d = Delivery::new(&path);
+        let (batch, ends) = (b"onetwothree".as_slice(), [3, 6, 11]);
+        d.send_batch(batch, &ends);
+        assert_eq!(recv_all(&first), ["one", "two", "three"]);
+        d.send_batch(b"four", &[4]);
+        drop(first); // "four" never read
+        std::fs::remove_file(&path).unwrap();
+        d.send_batch(b"fivesix", &[4, 7]);
+        assert_eq!(d.pending(), 3, "four (unread), five, six wait");
+        let second = UnixDatagram::bind(&path).unwrap();
+        assert!(d.retry());
+        let got = recv_all(&second);
+        assert_eq!(got[got.len() - 3..], ["four", "five", "six"]);
         assert_eq!((d.take_dropped(), d.failed), (0, 0));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -5,7 +5,7 @@
 //! allocation per event, and control over what happens when the daemon restarts
 //! (`delivery`).
 
-use std::{io, path::Path};
+use std::path::Path;
 
 use super::delivery::Delivery;
 
@@ -14,8 +14,13 @@ const FACILITY_USER: u8 = 1 << 3;
 pub const INFO: u8 = 6;
 pub const ERR: u8 = 3;
 
+/// Messages sent per sendmmsg at most (also bounds what waits between flushes).
+const BATCH_MAX: usize = 256;
+
 pub struct Syslog {
-    buf: String,
+    /// Messages of the current batch, back to back; `ends[i]` is where message i ends.
+    batch: Vec<u8>,
+    ends: Vec<usize>,
     /// The RFC 3164 timestamp of `stamp_sec`, formatted once per second.
     stamp: String,
     stamp_sec: i64,
@@ -25,29 +30,43 @@ pub struct Syslog {
 impl Syslog {
     pub fn new(path: &Path) -> Self {
         Syslog {
-            buf: String::new(),
+            batch: Vec::with_capacity(64 * 1024),
+            ends: Vec::with_capacity(BATCH_MAX),
             stamp: String::new(),
             stamp_sec: -1,
             delivery: Delivery::new(path),
         }
     }
 
-    /// Sends one message, or queues it if syslog cannot take it now (then Err says why).
-    pub fn send(&mut self, severity: u8, msg: &str) -> io::Result<()> {
-        self.buf.clear();
-        self.buf.push('<');
-        self.buf.push_str(itoa(FACILITY_USER | severity));
-        self.buf.push('>');
+    /// Adds one message to the batch; a full batch goes out at once. Call [`Syslog::flush`]
+    /// at the end of each batch of records.
+    pub fn send(&mut self, severity: u8, msg: &str) {
+        self.batch.push(b'<');
+        self.batch
+            .extend_from_slice(itoa(FACILITY_USER | severity).as_bytes());
+        self.batch.push(b'>');
         let now = unsafe { libc::time(std::ptr::null_mut()) };
         if now != self.stamp_sec {
             self.stamp.clear();
             push_timestamp(&mut self.stamp, now);
             self.stamp_sec = now;
         }
-        self.buf.push_str(&self.stamp);
-        self.buf.push_str(" sysmon: ");
-        self.buf.push_str(msg);
-        self.delivery.send(self.buf.as_bytes())
+        self.batch.extend_from_slice(self.stamp.as_bytes());
+        self.batch.extend_from_slice(b" sysmon: ");
+        self.batch.extend_from_slice(msg.as_bytes());
+        self.ends.push(self.batch.len());
+        if self.ends.len() >= BATCH_MAX {
+            self.flush();
+        }
+    }
+
+    /// Sends the batch: one sendmmsg for many messages instead of one send each.
+    pub fn flush(&mut self) {
+        if !self.ends.is_empty() {
+            self.delivery.send_batch(&self.batch, &self.ends);
+            self.batch.clear();
+            self.ends.clear();
+        }
     }
 
     /// Sends what waits for syslog; true when nothing waits any more.
