@@ -3,7 +3,10 @@
 use sysmon_common::file::FileRecord;
 
 use super::{Event, file, schema};
-use crate::{enrich::Enrich, kernel::record::FileTail};
+use crate::{
+    enrich::{Enrich, clock},
+    kernel::record::FileTail,
+};
 
 pub fn build(ev: &mut Event, rec: &FileRecord, tail: &FileTail, cx: &mut Enrich) {
     ev.reset(schema::by_id(schema::FILE_CREATE).unwrap());
@@ -11,7 +14,7 @@ pub fn build(ev: &mut Event, rec: &FileRecord, tail: &FileTail, cx: &mut Enrich)
     ev.push(&image);
     file::push_target(ev, rec, tail);
     // CreationUtcTime: the event time, as Sysmon (the file was created by this very call).
-    let utc = ev.get(1).to_owned();
-    ev.push(&utc);
+    clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(rec.header.time_ns));
+    ev.close();
     file::push_user(ev, rec, cx);
 }
