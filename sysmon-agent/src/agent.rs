@@ -253,7 +253,14 @@ impl Pipeline {
         self.config.field_sizes.apply(&mut self.event);
         self.xml.clear();
         let id = self.ids.take();
-        render::xml::render(&mut self.xml, &self.event, &self.host, id, clock::wall_ns());
+        render::xml::render_within(
+            &mut self.xml,
+            &mut self.event,
+            &self.host,
+            id,
+            clock::wall_ns(),
+            render::fit::BUDGET,
+        );
         let severity = if self.event.id() == schema::ERROR {
             syslog::ERR
         } else {

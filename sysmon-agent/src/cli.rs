@@ -5,7 +5,7 @@
 //! meaning help only as the first argument, `--` as a switch), so argv is first normalised
 //! into long options (`-i` → `--install`) and clap then does values, conflicts and errors.
 
-use std::path::PathBuf;
+use std::{ffi::OsString, os::unix::ffi::OsStrExt, path::PathBuf};
 
 use clap::{Arg, ArgAction, ArgGroup, ArgMatches};
 
@@ -59,6 +59,22 @@ const SWITCHES: &[(&str, &str)] = &[
     ("service", "service"),
     ("-", "defaults"),
 ];
+
+/// The arguments after the program name as text. One that is not UTF-8 is bad usage
+/// (switches, values and paths are all handled as text): the error names it by position and
+/// shows its bytes that are not UTF-8 as `\xNN`.
+pub fn utf8_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Vec<String>, String> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.into_string().map_err(|a| {
+                let mut shown = String::new();
+                crate::events::text::push_bytes(&mut shown, a.as_bytes());
+                format!("argument {} is not valid UTF-8: '{shown}'", i + 1)
+            })
+        })
+        .collect()
+}
 
 /// Parses the arguments after the program name.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
@@ -305,6 +321,28 @@ mod tests {
         for (argv, want) in cases {
             let err = parse(s(argv)).expect_err(&format!("{argv:?} should fail"));
             assert!(err.contains(want), "{argv:?}: {err:?} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn arguments_that_are_not_utf8_are_named() {
+        use std::os::unix::ffi::OsStringExt;
+        let os = |b: &[u8]| OsString::from_vec(b.to_vec());
+        // (argv, error)
+        let cases: &[(&[&[u8]], Result<&[&str], &str>)] = &[
+            (&[b"-i", b"caf\xc3\xa9.xml"], Ok(&["-i", "caf\u{e9}.xml"])),
+            (&[b"\xff"], Err("argument 1 is not valid UTF-8: '\\xff'")),
+            (
+                &[b"-c", b"a\xfe\xffb.xml"],
+                Err("argument 2 is not valid UTF-8: 'a\\xfe\\xffb.xml'"),
+            ),
+        ];
+        for (argv, want) in cases {
+            let got = utf8_args(argv.iter().map(|a| os(a)));
+            match want {
+                Ok(w) => assert_eq!(got.unwrap(), *w),
+                Err(w) => assert_eq!(got.unwrap_err(), *w),
+            }
         }
     }
 

@@ -11,7 +11,14 @@ use sysmon_agent::{
 };
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let argv = match cli::utf8_args(std::env::args_os().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            print!("{}", cli::BANNER);
+            eprintln!("sysmon: {e}");
+            return exit(cli::BAD_USAGE);
+        }
+    };
     let args = match cli::parse(argv.clone()) {
         Ok(a) => a,
         Err(e) => {

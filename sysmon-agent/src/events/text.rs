@@ -1,8 +1,10 @@
 //! Turning kernel bytes into event text.
 //!
 //! Field values must be valid XML character data after escaping. Bytes that are not UTF-8,
-//! and control characters that XML 1.0 cannot carry at all, are written as `\xNN` (a
-//! documented, readable and reversible-by-eye form); everything else is kept as is.
+//! and the characters XML 1.0 cannot carry at all (control characters other than TAB, LF
+//! and CR; U+FFFE and U+FFFF), are written as `\xNN` per byte (a documented, readable and
+//! reversible-by-eye form); everything else is kept as is. Surrogates cannot occur: they
+//! are not valid UTF-8, so their bytes already come out as `\xNN`.
 
 use std::fmt::Write;
 
@@ -29,22 +31,30 @@ pub fn push_bytes(out: &mut String, mut bytes: &[u8]) {
 }
 
 fn push_str(out: &mut String, s: &str) {
-    if !s.bytes().any(forbidden) {
+    // 0xEF leads U+F000..U+FFFF, among them the two non-characters.
+    if !s.bytes().any(|b| forbidden_byte(b) || b == 0xEF) {
         out.push_str(s);
         return;
     }
     for c in s.chars() {
-        if c.is_ascii() && forbidden(c as u8) {
-            let _ = write!(out, "\\x{:02x}", c as u8);
+        if forbidden(c) {
+            for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                let _ = write!(out, "\\x{b:02x}");
+            }
         } else {
             out.push(c);
         }
     }
 }
 
-/// Characters XML 1.0 forbids even as character references.
-fn forbidden(b: u8) -> bool {
+/// ASCII characters XML 1.0 forbids even as character references.
+fn forbidden_byte(b: u8) -> bool {
     b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')
+}
+
+/// Characters outside XML 1.0's `Char` production (surrogates cannot be in a `str`).
+pub fn forbidden(c: char) -> bool {
+    (c.is_ascii() && forbidden_byte(c as u8)) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
 }
 
 #[cfg(test)]
@@ -61,6 +71,17 @@ mod tests {
             (b"caf\xc3\xa9", "café"),
             (b"cut\xc3", "cut\\xc3"),
             (b"bell\x07", "bell\\x07"),
+            (b"nul\x00esc\x1b", "nul\\x00esc\\x1b"),
+            (
+                "a\u{FFFE}b\u{FFFF}c".as_bytes(),
+                "a\\xef\\xbf\\xbeb\\xef\\xbf\\xbfc",
+            ),
+            // Neighbours of the non-characters are fine XML and stay as they are.
+            (
+                "\u{FFFD}\u{F000}\u{10000}".as_bytes(),
+                "\u{FFFD}\u{F000}\u{10000}",
+            ),
+            (b"\xed\xa0\x80", "\\xed\\xa0\\x80"), // a surrogate's encoding is not UTF-8
             (b"", ""),
         ];
         for (input, want) in cases {

@@ -1,4 +1,6 @@
 //! Configuration errors: every one names the file, the line and column, and what was expected.
+//! Where Sysmon for Linux has a message for the same failure (scripts and its integration
+//! tests look for them), its words come first: `Failed to load xml configuration: a.xml:3:1: …`.
 
 use std::fmt;
 
@@ -9,10 +11,31 @@ pub struct ConfigError {
     pub line: u32,
     pub column: u32,
     pub message: String,
+    /// Sysmon for Linux's words for this failure, or "".
+    pub sfl: &'static str,
+}
+
+/// Sysmon for Linux's messages (spec §3.1, §3.2, §3.10).
+pub mod sfl {
+    pub const OPEN: &str = "Failed to open xml configuration";
+    pub const LOAD: &str = "Failed to load xml configuration";
+    pub const NO_SYSMON: &str = "Failed to find Sysmon tag in configuration";
+    pub const VERSION: &str = "Invalid schema version number";
+    pub const UNSUPPORTED: &str = "Incorrect or unsupported schema version";
+}
+
+impl ConfigError {
+    /// The same error under Sysmon for Linux's `words`.
+    pub fn sfl(self, words: &'static str) -> Self {
+        ConfigError { sfl: words, ..self }
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.sfl.is_empty() {
+            write!(f, "{}: ", self.sfl)?;
+        }
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
@@ -41,6 +64,7 @@ impl Locator<'_> {
             line,
             column,
             message: message.into(),
+            sfl: "",
         }
     }
 
@@ -84,9 +108,15 @@ mod tests {
             line: 3,
             column: 7,
             message: "bad".into(),
+            sfl: "",
         };
         assert_eq!(e.to_string(), "a.xml:3:7: bad");
         let e = ConfigError { line: 0, ..e };
         assert_eq!(e.to_string(), "a.xml: bad");
+        let e = e.sfl(sfl::LOAD);
+        assert_eq!(
+            e.to_string(),
+            "Failed to load xml configuration: a.xml: bad"
+        );
     }
 }

@@ -89,6 +89,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
         line: 0,
         column: 0,
         message: format!("cannot read the configuration file: {e}"),
+        sfl: error::sfl::OPEN,
     })?;
     parse_bytes(&bytes, &file)
 }
@@ -102,12 +103,14 @@ pub fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Config, ConfigError>
             text: &String::from_utf8_lossy(&bytes[..offset.min(bytes.len())]),
         }
         .error(usize::MAX, message)
+        .sfl(error::sfl::LOAD)
     })?;
     let loc = Locator {
         file: file_name,
         text: &text,
     };
-    let root = xml::parse(&text).map_err(|(offset, message)| loc.error(offset, message))?;
+    let root = xml::parse(&text)
+        .map_err(|(offset, message)| loc.error(offset, message).sfl(error::sfl::LOAD))?;
     let parsed = parse::parse(&root, &loc)?;
     Ok(Config {
         schema_version: parsed.schema_version,

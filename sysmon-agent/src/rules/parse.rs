@@ -3,7 +3,7 @@
 //! the one element with a warning.
 
 use super::conditions::{CONDITIONS, Condition};
-use super::error::{ConfigError, Locator};
+use super::error::{ConfigError, Locator, sfl};
 use super::model::{Combine, EntrySpec, FilterSpec, ItemSpec, RuleSpec};
 use super::options::{FieldSizes, HashAlgorithms};
 use super::xml::Node;
@@ -54,13 +54,15 @@ const OPTIONS: &[(&str, Opt)] = &[
 
 pub(crate) fn parse(root: &Node, loc: &Locator<'_>) -> Result<Parsed, ConfigError> {
     if root.name != "Sysmon" {
-        return Err(loc.error(
-            root.pos,
-            format!(
-                "root element is <{}>; expected <Sysmon schemaversion=\"…\">",
-                root.name
-            ),
-        ));
+        return Err(loc
+            .error(
+                root.pos,
+                format!(
+                    "root element is <{}>; expected <Sysmon schemaversion=\"…\">",
+                    root.name
+                ),
+            )
+            .sfl(sfl::NO_SYSMON));
     }
     check_attrs(root, &["schemaversion"], loc)?;
     let raw = root.attr("schemaversion").ok_or_else(|| {
@@ -68,8 +70,10 @@ pub(crate) fn parse(root: &Node, loc: &Locator<'_>) -> Result<Parsed, ConfigErro
             root.pos,
             "<Sysmon> has no schemaversion attribute; expected e.g. schemaversion=\"4.81\"",
         )
+        .sfl(sfl::VERSION)
     })?;
-    let (schema_version, combine) = schema_version(raw).map_err(|m| loc.error(root.pos, m))?;
+    let (schema_version, combine) =
+        schema_version(raw).map_err(|(words, m)| loc.error(root.pos, m).sfl(words))?;
     let mut p = Parser {
         loc,
         combine,
@@ -137,21 +141,31 @@ pub(crate) fn parse(root: &Node, loc: &Locator<'_>) -> Result<Parsed, ConfigErro
 }
 
 /// `schemaversion` as Sysmon reads it (§3.1–3.2): a number printed as `%.2f`, at least 4.00.
-/// Also returns the default combine mode: OR up to 4.10, AND after.
-fn schema_version(raw: &str) -> Result<(String, Combine), String> {
+/// Also returns the default combine mode: OR up to 4.10, AND after. An error carries Sysmon
+/// for Linux's words for it: not a number (or below 1, which SfL takes for a bad number) is
+/// [`sfl::VERSION`], a number below 4.00 [`sfl::UNSUPPORTED`].
+fn schema_version(raw: &str) -> Result<(String, Combine), (&'static str, String)> {
     let expected = "expected a number from 4.00 up, e.g. \"4.81\"";
     let v: f64 = raw
         .trim()
         .parse()
         .ok()
-        .filter(|v: &f64| v.is_finite() && *v >= 0.0 && *v < 1000.0)
-        .ok_or_else(|| format!("invalid schema version '{raw}'; {expected}"))?;
+        .filter(|v: &f64| v.is_finite() && *v >= 1.0 && *v < 1000.0)
+        .ok_or_else(|| {
+            (
+                sfl::VERSION,
+                format!("invalid schema version '{raw}'; {expected}"),
+            )
+        })?;
     let text = format!("{v:.2}");
     let (major, minor) = text.split_once('.').unwrap_or((&text, "0"));
     let (major, minor): (u32, u32) = (major.parse().unwrap_or(0), minor.parse().unwrap_or(0));
     if major < 4 {
-        return Err(format!(
-            "unsupported schema version {text} (current Sysmon schema is 4.81); {expected}"
+        return Err((
+            sfl::UNSUPPORTED,
+            format!(
+                "unsupported schema version {text} (current Sysmon schema is 4.81); {expected}"
+            ),
         ));
     }
     let combine = if (major, minor) > (4, 10) {
