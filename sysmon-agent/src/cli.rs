@@ -329,7 +329,8 @@ mod tests {
         use std::os::unix::ffi::OsStringExt;
         let os = |b: &[u8]| OsString::from_vec(b.to_vec());
         // (argv, error)
-        let cases: &[(&[&[u8]], Result<&[&str], &str>)] = &[
+        type Case<'a> = (&'a [&'a [u8]], Result<&'a [&'a str], &'a str>);
+        let cases: &[Case] = &[
             (&[b"-i", b"caf\xc3\xa9.xml"], Ok(&["-i", "caf\u{e9}.xml"])),
             (&[b"\xff"], Err("argument 1 is not valid UTF-8: '\\xff'")),
             (

@@ -22,15 +22,24 @@ impl Event {
     }
 }
 
-/// Every line holding an event; panics on one that is not well-formed XML.
+/// Every line holding an event; panics on one that is not well-formed XML 1.0 (quick-xml
+/// does not check characters, so that is done here: a strict parser refuses U+FFFE).
 pub fn parse_lines(lines: &[String]) -> Vec<Event> {
     lines
         .iter()
         .filter_map(|l| {
             let at = l.find("<Event>")?;
+            if let Some(c) = l[at..].chars().find(|c| !xml_char(*c)) {
+                panic!("{c:?} is not an XML 1.0 character: {l}");
+            }
             Some(parse(l[..at].trim(), &l[at..]).unwrap_or_else(|e| panic!("bad XML ({e}): {l}")))
         })
         .collect()
+}
+
+/// XML 1.0's `Char` production.
+pub fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 pub fn parse(prefix: &str, xml: &str) -> Result<Event, String> {

@@ -1,8 +1,12 @@
 //! The harness for end-to-end tests against the running kernel and a real rsyslogd (also
 //! used by `cargo xtask bench`).
 //!
-//! Outside CI a test that cannot run here (not root, no BTF, no rsyslogd) skips with a
-//! message; with `CI=true` it fails instead.
+//! Every kernel test carries
+//! `#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd …")]`: outside
+//! CI, where it cannot run (not root, no BTF, no rsyslogd; decided by `build.rs`), `cargo
+//! test` shows it as ignored with that reason and counts it in the summary. It then calls
+//! [`kernel_test`], which fails it if it cannot run after all (under `CI=true`, or a test
+//! binary built elsewhere).
 
 pub mod agent;
 pub mod events;
@@ -38,14 +42,18 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
-/// Holds the serial lock while a kernel test runs; `None` means skip (never under CI).
+/// Holds the serial lock while a kernel test runs. A kernel test that cannot run here fails
+/// (the build-time gate, `cfg(no_kernel)`, is what ignores it where it cannot run), so it
+/// never passes without having run. Always `Some`.
 pub fn kernel_test(name: &str) -> Option<MutexGuard<'static, ()>> {
     if let Some(why) = unavailable() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{name}: cannot run under CI: {why}");
         }
-        eprintln!("skipped {name}: {why}");
-        return None;
+        panic!(
+            "{name}: cannot run here: {why}. Built here without CI=true, `cargo test` ignores \
+             the kernel tests that cannot run (tests/build.rs)"
+        );
     }
     Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
 }
@@ -170,4 +178,36 @@ pub fn alive(pid: i32) -> bool {
         .ok()
         .and_then(|s| s.rsplit_once(") ").and_then(|(_, r)| r.chars().next()))
         .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+}
+
+#[cfg(test)]
+mod gate {
+    /// Every test that calls `kernel_test` is ignored by the build-time gate where it
+    /// cannot run; one without the attribute would fail there instead of showing as ignored.
+    #[test]
+    fn every_kernel_test_carries_the_gate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let mut kernel_tests = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for test in text.split("#[test]").skip(1) {
+                if test.contains("kernel_test(") {
+                    kernel_tests += 1;
+                    assert!(
+                        test.trim_start()
+                            .starts_with("#[cfg_attr(no_kernel, ignore"),
+                        "{}: a kernel test without #[cfg_attr(no_kernel, ignore = …)]:{}",
+                        path.display(),
+                        test.lines().take(4).collect::<Vec<_>>().join("\n")
+                    );
+                }
+            }
+        }
+        assert!(
+            kernel_tests > 20,
+            "only {kernel_tests} kernel tests found in {}",
+            dir.display()
+        );
+    }
 }

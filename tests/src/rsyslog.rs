@@ -29,8 +29,14 @@ impl Rsyslog {
     }
 
     /// As `start`, with the rules of `include` (a glob, may match nothing) applied before
-    /// the catch-all: that is where an installed `/etc/rsyslog.d/30-sysmon.conf` goes.
+    /// the catch-all: that is where an installed `/etc/rsyslog.d/30-sysmon.conf` goes. As
+    /// on a distribution's rsyslogd, the message size limit is then rsyslog's default (8 KiB)
+    /// unless the included files raise it.
     pub fn start_with(dir: &Path, include: Option<&Path>) -> Rsyslog {
+        let max_size = match include {
+            Some(_) => "",
+            None => " maxMessageSize=\"128k\"",
+        };
         let include = include
             .map(|p| format!("include(file=\"{}\" mode=\"optional\")\n", p.display()))
             .unwrap_or_default();
@@ -40,7 +46,7 @@ impl Rsyslog {
         fs::write(
             &conf,
             format!(
-                r#"global(maxMessageSize="128k" workDirectory="{dir}")
+                r#"global(workDirectory="{dir}"{max_size})
 module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="{sock}" RateLimit.Interval="0" CreatePath="on")
 {include}template(name="line" type="string" string="%programname% %syslogfacility-text% %syslogseverity-text%%msg%\n")

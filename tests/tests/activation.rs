@@ -17,6 +17,7 @@ fn file_create_records(stderr: &str) -> usize {
 }
 
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn probes_of_inactive_event_types_are_not_attached() {
     let Some(_serial) = kernel_test("activation") else {
         return;

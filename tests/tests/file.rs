@@ -71,6 +71,7 @@ fn openat2(path: &Path, flags: i32) -> i32 {
 }
 
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn file_create_once_per_created_file_and_never_for_an_existing_one() {
     let Some(_serial) = kernel_test("file_create") else {
         return;
@@ -178,6 +179,7 @@ impl Drop for Removed {
 }
 
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn file_delete_gives_the_absolute_path_however_the_name_was_passed() {
     let Some(_serial) = kernel_test("file_delete") else {
         return;
@@ -305,6 +307,7 @@ impl Drop for Loop {
 }
 
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn raw_access_read_of_a_block_device() {
     let Some(_serial) = kernel_test("raw_access_read") else {
         return;
@@ -363,6 +366,7 @@ fn create_storm(dir: &Path) -> Duration {
 }
 
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn file_create_storm_every_creation_is_an_event_or_a_counted_drop() {
     let Some(_serial) = kernel_test("file_create_storm") else {
         return;

@@ -68,6 +68,7 @@ fn from_child(to: SocketAddr, kind: i32) -> u32 {
 }
 
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn tcp_connect_and_accept_over_ipv4_and_ipv6() {
     let Some(_serial) = kernel_test("tcp_connect") else {
         return;
@@ -139,6 +140,7 @@ fn tcp_connect_and_accept_over_ipv4_and_ipv6() {
 }
 
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn udp_send_and_receive_once_per_flow_over_ipv4_and_ipv6() {
     let Some(_serial) = kernel_test("udp") else {
         return;

@@ -12,6 +12,7 @@ use sysmon_tests::{
 };
 
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn install_update_uninstall() {
     let Some(_serial) = kernel_test("install_update_uninstall") else {
         return;
@@ -109,6 +110,7 @@ fn install_update_uninstall() {
 
 /// `-c` with an exclude rule: the next exec after `-c` returns is judged by it.
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn new_rules_decide_the_next_exec() {
     let Some(_serial) = kernel_test("new_rules") else {
         return;
@@ -150,6 +152,7 @@ fn new_rules_decide_the_next_exec() {
 
 /// `-h` on the `-i` command line is stored with it: the daemon hashes with those algorithms.
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn hash_algorithms_from_the_command_line_reach_the_daemon() {
     let Some(_serial) = kernel_test("install_hash_algorithms") else {
         return;
@@ -173,6 +176,7 @@ fn hash_algorithms_from_the_command_line_reach_the_daemon() {
 /// arguments), `-i` writes the unit and hands the daemon to systemd; `-u` stops and
 /// disables it.
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn with_systemd_the_unit_is_written_and_systemctl_drives_it() {
     let Some(_serial) = kernel_test("systemd_path") else {
         return;
@@ -229,6 +233,7 @@ fn with_systemd_the_unit_is_written_and_systemctl_drives_it() {
 /// A reload attaches the probes of event kinds the new config turns on and detaches those it
 /// turns off: FileCreate events appear after `-c` names FileCreate, and stop after `-c --`.
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn reload_attaches_and_detaches_probes() {
     let Some(_serial) = kernel_test("reload_probes") else {
         return;

@@ -17,6 +17,7 @@ use sysmon_tests::{
 };
 
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn record_ids_continue_after_kill_9_and_reinstall() {
     let Some(_serial) = kernel_test("record_ids_after_kill_9") else {
         return;
@@ -60,6 +61,7 @@ fn record_ids_continue_after_kill_9_and_reinstall() {
 /// rsyslogd restarts while 1000 execs happen: each ProcessCreate reaches the file, or is
 /// counted in an event 255.
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn rsyslog_restart_during_a_thousand_execs() {
     let Some(_serial) = kernel_test("rsyslog_restart") else {
         return;
@@ -114,6 +116,7 @@ fn rsyslog_restart_during_a_thousand_execs() {
 /// Syslog away for a while (socket gone): the daemon keeps running, holds the events and
 /// sends them once syslog is back.
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn events_wait_while_syslog_is_away() {
     let Some(_serial) = kernel_test("syslog_away") else {
         return;
@@ -139,6 +142,7 @@ fn events_wait_while_syslog_is_away() {
 /// A daemon that does not answer SIGTERM (stopped here with SIGSTOP): `-u` says so and
 /// leaves it, `-u force` kills it; a re-install starts a fresh one.
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn uninstall_force_kills_a_hung_daemon() {
     let Some(_serial) = kernel_test("uninstall_force") else {
         return;

@@ -5,6 +5,7 @@ use std::{os::unix::process::CommandExt, process::Command};
 use sysmon_tests::{kernel_test, sysmon_bin};
 
 #[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn says_what_is_wrong_and_exits_non_zero() {
     let Some(_serial) = kernel_test("startup_errors") else {
         return;
