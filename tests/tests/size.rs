@@ -67,6 +67,14 @@ fn a_padded_exec_arrives_cut_as_valid_xml() {
         .find(|l| l.contains(&format!("/bin/true {token} ")))
         .unwrap();
     let xml = &raw[raw.find("<Event>").unwrap()..];
+    eprintln!(
+        "event XML {} bytes (budget {BUDGET}); CommandLine kept {} of {} bytes, \
+         ParentCommandLine {} bytes",
+        xml.len(),
+        cmd.len(),
+        "/bin/true ".len() + token.len() + 1 + 32 * 1024,
+        parent.len()
+    );
     assert!(xml.len() <= BUDGET, "{} bytes", xml.len());
     assert!(
         xml.len() > BUDGET - 1024,
