@@ -55,7 +55,19 @@ pub struct Reload {
     /// Reads the configuration again; `Err` says why it cannot be used (the old one stays).
     pub load: Box<dyn FnMut() -> Result<NewConfig, String>>,
     /// Called once the outcome is in force (the new rules judge the next record).
-    pub done: Box<dyn FnMut(Result<(), String>)>,
+    pub done: Box<dyn FnMut(Reloaded)>,
+}
+
+/// How a reload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The new rules and their probes are in force.
+    Ok,
+    /// The new rules are in force, but probes they need could not be attached (why): their
+    /// events are not recorded.
+    ProbesFailed(String),
+    /// The configuration could not be used (why); the old rules stay.
+    Refused(String),
 }
 
 /// Everything one event passes through, with buffers reused from event to event.
@@ -305,6 +317,9 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     pipeline.seed();
     pipeline.config_changed(&settings.config_label, settings.config_hash.as_deref());
     pipeline.service_state("Started");
+    if let Some(line) = probes.missing() {
+        pipeline.error("KernelCheck", &line);
+    }
     pipeline.flush();
 
     // SAFETY: the ring buffer owns its fd and the AsyncFd owns the ring buffer, so the fd
@@ -356,15 +371,20 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                     Ok(new) => {
                         // Probes follow the rules: kinds the new config turns on are
                         // attached, those it turns off detached (spec §1.0).
-                        if let Err(e) = probes.set_active(&active_ids(&new.config)) {
-                            pipeline.error("ConfigReload", &format!("attaching probes: {e:#}"));
-                        }
+                        let attached = probes.set_active(&active_ids(&new.config));
                         pipeline.set_config(new);
-                        Ok(())
+                        match attached {
+                            Ok(()) => Reloaded::Ok,
+                            Err(e) => {
+                                let why = format!("probes not attached: {e:#}");
+                                pipeline.error("ConfigReload", &why);
+                                Reloaded::ProbesFailed(why)
+                            }
+                        }
                     }
                     Err(e) => {
                         pipeline.error("ConfigReload", &e);
-                        Err(e)
+                        Reloaded::Refused(e)
                     }
                 };
                 pipeline.flush();

@@ -163,7 +163,11 @@ mod tests {
 
     fn fake(id: libc::clockid_t) -> i128 {
         let (real, boot) = FAKE.get();
-        if id == libc::CLOCK_REALTIME { real } else { boot }
+        if id == libc::CLOCK_REALTIME {
+            real
+        } else {
+            boot
+        }
     }
 
     /// Moves both fake clocks on by `ns`; `step` more for the wall clock alone (NTP).

@@ -51,8 +51,12 @@ pub fn unlink_exit(ctx: TracePointContext) -> u32 {
         let s = unsafe { &*parked };
         let total = s.rec.header.len as usize;
         let all = super::bytes(s);
-        if total <= all.len() {
+        if total <= all.len() && s.rec.name_len > 0 {
             send(RecordKind::FileDelete, &all[..total]);
+        } else {
+            // Parked with its name unread (see `enter`), or bigger than it can be: the
+            // delete happened and cannot be reported.
+            count_drop(RecordKind::FileDelete);
         }
     }
     let _ = DELETES.remove(id);
@@ -62,6 +66,7 @@ pub fn unlink_exit(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn enter(dfd: i32, name: Ptr) {
     let Some(s) = FILE_SCRATCH.get_ptr_mut(0) else {
+        count_drop(RecordKind::FileDelete);
         return;
     };
     let s = unsafe { &mut *s };
@@ -101,11 +106,18 @@ fn enter(dfd: i32, name: Ptr) {
             name as *const _,
         )
     };
-    // The length includes the NUL; a failed read (bad pointer) fails the syscall too.
-    if got <= 1 {
+    // The length includes the NUL, so 1 is an empty name (the unlink fails, ENOENT). A
+    // failed read is a bad pointer (the unlink fails too, EFAULT) or a name in a page not
+    // yet faulted in (the unlink may succeed): parked with no name, so that the exit counts
+    // a drop if it did.
+    if got == 1 {
         return;
     }
-    let name_len = (got as usize - 1) & (PATH_MAX - 1);
+    let name_len = if got > 1 {
+        (got as usize - 1) & (PATH_MAX - 1)
+    } else {
+        0
+    };
     let total = core::mem::size_of::<FileRecord>() + dir_len + name_len;
     s.rec = FileRecord {
         header: super::header(RecordKind::FileDelete, total),

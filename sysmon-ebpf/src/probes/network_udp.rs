@@ -20,8 +20,11 @@ use sysmon_common::{
 
 use crate::{
     kernel::{Ptr, current_uid, off, read, read_ptr},
-    maps::{UDP_SEEN, send},
+    maps::{UDP_SEEN, count_drop, send},
 };
+
+/// IPv6 next-header value of a fragment header.
+const IPV6_FRAGMENT: u8 = 44;
 
 #[raw_tracepoint(tracepoint = "net_dev_queue")]
 pub fn udp_send(ctx: RawTracePointContext) -> i32 {
@@ -47,6 +50,12 @@ pub fn udp_send(ctx: RawTracePointContext) -> i32 {
             rec.family = AF_INET6;
             rec.saddr = read(ip, 8);
             rec.daddr = read(ip, 24);
+        }
+        // A UDP datagram behind IPv6 extension headers: not reported, so counted (a later
+        // fragment carries no UDP header and is not a datagram of its own).
+        6 if read::<u8>(ip, 6) != IPV6_FRAGMENT || u16::from_be(read(ip, 42)) & 0xfff8 == 0 => {
+            count_drop(RecordKind::Network);
+            return 0;
         }
         _ => return 0,
     }
