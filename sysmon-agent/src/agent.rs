@@ -448,8 +448,12 @@ impl DropWatch {
                 self.seen[i] = *n;
             }
         }
-        (!parts.is_empty())
-            .then(|| format!("the kernel ring buffer was full: lost {}", parts.join(", ")))
+        (!parts.is_empty()).then(|| {
+            format!(
+                "the kernel could not send (ring buffer full or record unreadable): lost {}",
+                parts.join(", ")
+            )
+        })
     }
 }
 
