@@ -99,13 +99,12 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
         // `...` and never looks like a process started without arguments.
         rec.flags |= truncated::ARGS;
         let in_page = (PAGE - (arg_start & (PAGE - 1))) as usize;
-        args_len = if in_page < args_len
-            && read_user(tail.wrapping_add(used), in_page, arg_start) == 0
-        {
-            in_page
-        } else {
-            0
-        };
+        args_len =
+            if in_page < args_len && read_user(tail.wrapping_add(used), in_page, arg_start) == 0 {
+                in_page
+            } else {
+                0
+            };
     }
     rec.args_len = args_len as u32;
 
