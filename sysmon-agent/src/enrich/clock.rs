@@ -83,8 +83,10 @@ impl WallClock {
     }
 
     fn reread(&mut self) {
-        self.clock = Clock::read(self.source);
-        self.read_at = (self.source)(libc::CLOCK_BOOTTIME).max(0) as u64;
+        let real = (self.source)(libc::CLOCK_REALTIME);
+        let boot = (self.source)(libc::CLOCK_BOOTTIME);
+        self.clock = Clock::at(real - boot);
+        self.read_at = boot.max(0) as u64;
     }
 }
 
