@@ -367,26 +367,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 // Records already read were judged by the old rules; the next ones by the new.
                 drain(ring.get_mut(), &mut pipeline);
                 let Some(reload) = reload.as_mut() else { continue };
-                let outcome = match (reload.load)() {
-                    Ok(new) => {
-                        // Probes follow the rules: kinds the new config turns on are
-                        // attached, those it turns off detached (spec §1.0).
-                        let attached = probes.set_active(&active_ids(&new.config));
-                        pipeline.set_config(new);
-                        match attached {
-                            Ok(()) => Reloaded::Ok,
-                            Err(e) => {
-                                let why = format!("probes not attached: {e:#}");
-                                pipeline.error("ConfigReload", &why);
-                                Reloaded::ProbesFailed(why)
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        pipeline.error("ConfigReload", &e);
-                        Reloaded::Refused(e)
-                    }
-                };
+                let outcome = apply_reload(reload, &mut probes, &mut pipeline);
                 pipeline.flush();
                 // Only now are the new rules and probes in force: `-c` may return.
                 (reload.done)(outcome);
@@ -421,6 +402,36 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
         s.kernel_drops
     );
     Ok(())
+}
+
+/// SIGHUP: the configuration read again and, if it can be used, its rules and the probes
+/// they need put in force. A probe that does not attach leaves the new rules in force and
+/// says so (event 255, and `-c` fails).
+fn apply_reload(
+    reload: &mut Reload,
+    probes: &mut load::Probes,
+    pipeline: &mut Pipeline,
+) -> Reloaded {
+    match (reload.load)() {
+        Ok(new) => {
+            // Probes follow the rules: kinds the new config turns on are attached, those it
+            // turns off detached (spec §1.0).
+            let attached = probes.set_active(&active_ids(&new.config));
+            pipeline.set_config(new);
+            match attached {
+                Ok(()) => Reloaded::Ok,
+                Err(e) => {
+                    let why = format!("probes not attached: {e:#}");
+                    pipeline.error("ConfigReload", &why);
+                    Reloaded::ProbesFailed(why)
+                }
+            }
+        }
+        Err(e) => {
+            pipeline.error("ConfigReload", &e);
+            Reloaded::Refused(e)
+        }
+    }
 }
 
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline) {
