@@ -55,7 +55,19 @@ pub struct Reload {
     /// Reads the configuration again; `Err` says why it cannot be used (the old one stays).
     pub load: Box<dyn FnMut() -> Result<NewConfig, String>>,
     /// Called once the outcome is in force (the new rules judge the next record).
-    pub done: Box<dyn FnMut(Result<(), String>)>,
+    pub done: Box<dyn FnMut(Reloaded)>,
+}
+
+/// How a reload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The new rules and their probes are in force.
+    Ok,
+    /// The new rules are in force, but probes they need could not be attached (why): their
+    /// events are not recorded.
+    ProbesFailed(String),
+    /// The configuration could not be used (why); the old rules stay.
+    Refused(String),
 }
 
 /// Everything one event passes through, with buffers reused from event to event.
@@ -312,6 +324,9 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     pipeline.seed();
     pipeline.config_changed(&settings.config_label, settings.config_hash.as_deref());
     pipeline.service_state("Started");
+    if let Some(line) = probes.missing() {
+        pipeline.error("KernelCheck", &line);
+    }
     pipeline.flush();
 
     // SAFETY: the ring buffer owns its fd and the AsyncFd owns the ring buffer, so the fd
@@ -359,21 +374,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 // Records already read were judged by the old rules; the next ones by the new.
                 drain(ring.get_mut(), &mut pipeline);
                 let Some(reload) = reload.as_mut() else { continue };
-                let outcome = match (reload.load)() {
-                    Ok(new) => {
-                        // Probes follow the rules: kinds the new config turns on are
-                        // attached, those it turns off detached (spec §1.0).
-                        if let Err(e) = probes.set_active(&active_ids(&new.config)) {
-                            pipeline.error("ConfigReload", &format!("attaching probes: {e:#}"));
-                        }
-                        pipeline.set_config(new);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        pipeline.error("ConfigReload", &e);
-                        Err(e)
-                    }
-                };
+                let outcome = apply_reload(reload, &mut probes, &mut pipeline);
                 pipeline.flush();
                 // Only now are the new rules and probes in force: `-c` may return.
                 (reload.done)(outcome);
@@ -410,6 +411,36 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     Ok(())
 }
 
+/// SIGHUP: the configuration read again and, if it can be used, its rules and the probes
+/// they need put in force. A probe that does not attach leaves the new rules in force and
+/// says so (event 255, and `-c` fails).
+fn apply_reload(
+    reload: &mut Reload,
+    probes: &mut load::Probes,
+    pipeline: &mut Pipeline,
+) -> Reloaded {
+    match (reload.load)() {
+        Ok(new) => {
+            // Probes follow the rules: kinds the new config turns on are attached, those it
+            // turns off detached (spec §1.0).
+            let attached = probes.set_active(&active_ids(&new.config));
+            pipeline.set_config(new);
+            match attached {
+                Ok(()) => Reloaded::Ok,
+                Err(e) => {
+                    let why = format!("probes not attached: {e:#}");
+                    pipeline.error("ConfigReload", &why);
+                    Reloaded::ProbesFailed(why)
+                }
+            }
+        }
+        Err(e) => {
+            pipeline.error("ConfigReload", &e);
+            Reloaded::Refused(e)
+        }
+    }
+}
+
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline) {
     while let Some(item) = ring.next() {
         pipeline.record(&item);
@@ -435,8 +466,12 @@ impl DropWatch {
                 self.seen[i] = *n;
             }
         }
-        (!parts.is_empty())
-            .then(|| format!("the kernel ring buffer was full: lost {}", parts.join(", ")))
+        (!parts.is_empty()).then(|| {
+            format!(
+                "the kernel could not send (ring buffer full or record unreadable): lost {}",
+                parts.join(", ")
+            )
+        })
     }
 }
 

@@ -17,7 +17,8 @@ use crate::path::PathScratch;
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 
-/// Records the ring buffer had no room for, per CPU and per record kind.
+/// Records lost in the kernel, per CPU and per record kind: no room in the ring buffer, or a
+/// probe that could not build one (`count_drop` at every such bail-out in `probes/`).
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(RecordKind::SLOTS, 0);
 

@@ -443,3 +443,62 @@ fn storm(baseline: Duration, ring: Option<&str>) {
         STORM as u64 - got as u64 - drops
     );
 }
+
+/// Whether the page holding `addr` is in this process's page tables (/proc/self/pagemap
+/// bit 63), i.e. whether a probe could read it without faulting it in.
+fn page_present(addr: usize) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let mut f = std::fs::File::open("/proc/self/pagemap").unwrap();
+    f.seek(SeekFrom::Start((addr / page * 8) as u64)).unwrap();
+    let mut entry = [0u8; 8];
+    f.read_exact(&mut entry).unwrap();
+    u64::from_le_bytes(entry) >> 63 == 1
+}
+
+/// A delete whose name lies in a page the process never touched (a fresh file mapping): the
+/// probe at syscall entry cannot read it (it may not fault), the unlink itself faults it in.
+/// The name is read again at exit, so the delete is reported with its name, not lost.
+#[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
+fn file_delete_of_a_name_in_a_page_not_yet_faulted_in() {
+    let Some(_serial) = kernel_test("file_delete_unmapped") else {
+        return;
+    };
+    let (_dir, root) = work_dir("fdelete-fault");
+    let target = root.join("target");
+    std::fs::write(&target, b"x").unwrap();
+    let holder = root.join("name");
+    let mut name = target.as_os_str().as_bytes().to_vec();
+    name.push(0);
+    std::fs::write(&holder, &name).unwrap();
+    let config = config_logging(&["FileDelete"]);
+    let (events, _) = record_with("fdelete-fault", Some(&config), |_| {
+        let f = std::fs::File::open(&holder).unwrap();
+        let at = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                0,
+            )
+        };
+        assert_ne!(at, libc::MAP_FAILED);
+        assert!(
+            !page_present(at as usize),
+            "the name's page is not mapped yet"
+        );
+        assert_eq!(unsafe { libc::unlink(at as *const libc::c_char) }, 0);
+        assert!(page_present(at as usize), "the unlink faulted it in");
+        unsafe { libc::munmap(at, 4096) };
+    });
+    let path = target.display().to_string();
+    let got = with_target(&events, 23, &path);
+    assert_eq!(got.len(), 1, "FileDelete events for {path}");
+    assert_eq!(
+        got[0].get("ProcessId"),
+        Some(std::process::id().to_string().as_str())
+    );
+}

@@ -206,3 +206,60 @@ fn udp_send_and_receive_once_per_flow_over_ipv4_and_ipv6() {
         }
     }
 }
+
+/// A UDP datagram sent over IPv6 with extension headers (a hop-by-hop options header, set on
+/// the socket): the probe walks past them to the UDP header and reports the send, rather
+/// than losing it.
+#[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
+fn udp_send_behind_ipv6_extension_headers() {
+    let Some(_serial) = kernel_test("udp_ext_headers") else {
+        return;
+    };
+    let config = config_logging(&["NetworkConnect"]);
+    let mut ports = (0, 0);
+    let (events, _) = record_with("udp_ext", Some(&config), |_| {
+        let server = UdpSocket::bind("[::1]:0").unwrap();
+        let client = UdpSocket::bind("[::1]:0").unwrap();
+        // Hop-by-hop options: next header and length (filled in by the kernel), then one
+        // PadN option of 4 bytes (8 bytes in all). Needs CAP_NET_RAW.
+        let hop_by_hop: [u8; 8] = [0, 0, 1, 4, 0, 0, 0, 0];
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&client),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_HOPOPTS,
+                hop_by_hop.as_ptr().cast(),
+                hop_by_hop.len() as u32,
+            )
+        };
+        assert_eq!(rc, 0, "IPV6_HOPOPTS: {}", std::io::Error::last_os_error());
+        client.send_to(b"x", server.local_addr().unwrap()).unwrap();
+        server.recv_from(&mut [0u8; 8]).unwrap();
+        ports = (
+            client.local_addr().unwrap().port(),
+            server.local_addr().unwrap().port(),
+        );
+    });
+    let (sport, dport) = (ports.0.to_string(), ports.1.to_string());
+    let me = std::process::id().to_string();
+    let sends: Vec<&Event> = events
+        .iter()
+        .filter(|e| {
+            e.id == 3
+                && e.get("Initiated") == Some("true")
+                && e.get("DestinationPort") == Some(&dport)
+        })
+        .collect();
+    assert_eq!(sends.len(), 1, "{sends:#?}");
+    let want = [
+        ("ProcessId", me.as_str()),
+        ("Protocol", "udp"),
+        ("SourceIp", "0:0:0:0:0:0:0:1"),
+        ("SourcePort", &sport),
+        ("DestinationIp", "0:0:0:0:0:0:0:1"),
+    ];
+    for (field, value) in want {
+        assert_eq!(sends[0].get(field), Some(value), "{field}");
+    }
+}

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use sysmon_tests::{
-    kernel_test,
+    config_logging, kernel_test,
     rsyslog::wait_for,
     service::{BROKEN, CONFIG, Install, exec_true},
     unique,
@@ -157,6 +157,63 @@ fn a_bad_reload_is_an_error_event_and_changes_nothing() {
     exec_true(&token);
     t.wait_event("a ProcessCreate after the bad reload", |e| {
         e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token))
+    });
+    assert_eq!(t.daemon(), Some(pid));
+    t.ok(&["-u"]);
+}
+
+/// A reload whose probe the kernel refuses (the test hook `SYSMON_TEST_FAIL_ATTACH` makes
+/// the attach to `net_dev_queue` go to a tracepoint no kernel has, so the refusal is the
+/// kernel's): `-c` exits non-zero naming the probe, the daemon says so in an event 255, and
+/// the new rules are in force with the probes that did attach (TCP connects are recorded).
+/// A second `-c` tries the refused probe again and fails again.
+#[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
+fn a_reload_whose_probe_cannot_attach_fails_c() {
+    let Some(_serial) = kernel_test("reload_attach") else {
+        return;
+    };
+    let t = Install::new("attach");
+    let env = [("SYSMON_TEST_FAIL_ATTACH", "net_dev_queue".to_string())];
+    // The defaults have no NetworkConnect: nothing to refuse yet.
+    let out = t.sysmon_env(0, &["-accepteula", "-i"], &env);
+    assert!(out.status.success());
+    let pid = t.daemon().expect("daemon");
+    std::fs::write(t.path("net.xml"), config_logging(&["NetworkConnect"])).unwrap();
+    for attempt in 1..=2 {
+        let out = t.sysmon(&["-c", "net.xml"]);
+        assert_eq!(out.status.code(), Some(1), "attempt {attempt}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Configuration updated, but its events are not all recorded")
+                && err.contains("attaching udp_send to net_dev_queue"),
+            "attempt {attempt}: {err}"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("Configuration updated."));
+    }
+    let failures = t
+        .events()
+        .into_iter()
+        .filter(|e| {
+            e.id == 255
+                && e.agent_pid == pid as u32
+                && e.get("ID") == Some("ConfigReload")
+                && e.get("Description").is_some_and(|d| {
+                    d.starts_with("probes not attached: attaching udp_send to net_dev_queue")
+                })
+        })
+        .count();
+    assert_eq!(failures, 2, "one event 255 per failed reload");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let _server = listener.accept().unwrap();
+    let me = std::process::id().to_string();
+    t.wait_event("the TCP connect under the new rules", |e| {
+        e.id == 3
+            && e.get("ProcessId") == Some(&me)
+            && e.get("DestinationPort") == Some(&port)
+            && e.get("Initiated") == Some("true")
     });
     assert_eq!(t.daemon(), Some(pid));
     t.ok(&["-u"]);

@@ -2,7 +2,7 @@
 
 use std::{os::unix::process::CommandExt, process::Command};
 
-use sysmon_tests::{kernel_test, sysmon_bin};
+use sysmon_tests::{Session, config_logging, kernel_test, sysmon_bin, unique};
 
 #[test]
 #[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
@@ -39,4 +39,102 @@ fn says_what_is_wrong_and_exits_non_zero() {
             "{args:?}: stderr {stderr:?} lacks {want:?}"
         );
     }
+}
+
+/// An older kernel without one optional tracepoint (pretended with the test hook
+/// `SYSMON_TEST_MISSING_TRACEPOINTS`): the agent starts, says in one line and in an event 255
+/// what is missing and what it costs, and only that program is off: UDP receives are not
+/// recorded, UDP sends, TCP connects and accepts, and execs are.
+#[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
+fn a_missing_optional_tracepoint_turns_off_only_its_program() {
+    let Some(_serial) = kernel_test("missing_tracepoint") else {
+        return;
+    };
+    let config = config_logging(&["NetworkConnect"]);
+    let s = Session::start_with_env(
+        "missing_tp",
+        Some(&config),
+        &[("SYSMON_TEST_MISSING_TRACEPOINTS", "sock_recv_length")],
+    );
+    let token = format!("missing-tp-{}", unique());
+    assert!(
+        Command::new("/bin/true")
+            .arg(&token)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port().to_string();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.send_to(b"x", udp.local_addr().unwrap()).unwrap();
+    udp.recv_from(&mut [0u8; 8]).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = listener.local_addr().unwrap().port().to_string();
+    let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let _server = listener.accept().unwrap();
+    // The connect is reported once established, from softirq: give it its moment.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (events, stderr) = s.stop();
+
+    let want = "this kernel lacks tracepoint sock_recv_length: not recorded: \
+                NetworkConnect (event 3) from udp_recv";
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains(want)).count(),
+        2,
+        "the line at the kernel check and the event's echo: {stderr}"
+    );
+    let check = events
+        .iter()
+        .find(|e| e.id == 255 && e.get("ID") == Some("KernelCheck"))
+        .expect("event 255 KernelCheck");
+    assert_eq!(check.get("Description"), Some(want));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token))),
+        "execs are still recorded"
+    );
+    let me = std::process::id().to_string();
+    // (DestinationPort, Protocol, Initiated, recorded)
+    let cases = [
+        (&udp_port, "udp", "true", true),
+        (&udp_port, "udp", "false", false),
+        (&tcp_port, "tcp", "true", true),
+        (&tcp_port, "tcp", "false", true),
+    ];
+    for (port, proto, initiated, recorded) in cases {
+        let found = events.iter().any(|e| {
+            e.id == 3
+                && e.get("ProcessId") == Some(&me)
+                && e.get("DestinationPort") == Some(port)
+                && e.get("Protocol") == Some(proto)
+                && e.get("Initiated") == Some(initiated)
+        });
+        assert_eq!(found, recorded, "{proto} Initiated={initiated}");
+    }
+}
+
+/// What no event can do without is refused before anything loads, in one line.
+#[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
+fn a_missing_required_tracepoint_is_refused_in_one_line() {
+    let Some(_serial) = kernel_test("missing_required") else {
+        return;
+    };
+    let out = Command::new(sysmon_bin())
+        .args(["-accepteula", "-t"])
+        .env("SYSMON_TEST_MISSING_TRACEPOINTS", "sched_process_fork")
+        .env("SYSMON_SYSLOG_SOCKET", "/nonexistent/socket")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = "this kernel lacks tracepoint sched/sched_process_fork: sysmon cannot run";
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains(want)).count(),
+        1,
+        "{stderr}"
+    );
 }

@@ -3,7 +3,8 @@
 use std::fmt::Write;
 
 /// Converts CLOCK_BOOTTIME nanoseconds (what the programs and /proc report) to nanoseconds
-/// since the Unix epoch, with the offset measured once at start.
+/// since the Unix epoch, with the offset measured once. ProcessGuids use this one: a
+/// process keeps one GUID even when the wall clock steps.
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     boot_epoch_ns: i128,
@@ -11,10 +12,12 @@ pub struct Clock {
 
 impl Clock {
     pub fn new() -> Self {
-        let real = now(libc::CLOCK_REALTIME);
-        let boot = now(libc::CLOCK_BOOTTIME);
+        Self::read(now)
+    }
+
+    fn read(source: Source) -> Self {
         Clock {
-            boot_epoch_ns: real - boot,
+            boot_epoch_ns: source(libc::CLOCK_REALTIME) - source(libc::CLOCK_BOOTTIME),
         }
     }
 
@@ -33,6 +36,61 @@ impl Clock {
 }
 
 impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads a clock (`CLOCK_REALTIME` or `CLOCK_BOOTTIME`) in nanoseconds; tests pass a fake.
+pub type Source = fn(libc::clockid_t) -> i128;
+
+/// How stale the boot-to-wall offset may get before it is read again.
+const REREAD_NS: u64 = 1_000_000_000;
+
+/// The clock UtcTime fields use: follows a step of the wall clock (NTP, `date -s`) within a
+/// second. The offset is read again when a record is more than a second younger than the
+/// last read, so its cost (two vDSO clock reads) is paid at most once a second of records,
+/// and per event there is only a comparison.
+#[derive(Debug)]
+pub struct WallClock {
+    clock: Clock,
+    /// CLOCK_BOOTTIME of the last read.
+    read_at: u64,
+    source: Source,
+}
+
+impl WallClock {
+    pub fn new() -> Self {
+        Self::with_source(now)
+    }
+
+    pub fn with_source(source: Source) -> Self {
+        let mut c = WallClock {
+            clock: Clock::at(0),
+            read_at: 0,
+            source,
+        };
+        c.reread();
+        c
+    }
+
+    /// The epoch time of `boot_ns`, with an offset at most a second older than it.
+    pub fn epoch_ns(&mut self, boot_ns: u64) -> i128 {
+        if boot_ns > self.read_at.saturating_add(REREAD_NS) {
+            self.reread();
+        }
+        self.clock.epoch_ns(boot_ns)
+    }
+
+    fn reread(&mut self) {
+        let real = (self.source)(libc::CLOCK_REALTIME);
+        let boot = (self.source)(libc::CLOCK_BOOTTIME);
+        self.clock = Clock::at(real - boot);
+        self.read_at = boot.max(0) as u64;
+    }
+}
+
+impl Default for WallClock {
     fn default() -> Self {
         Self::new()
     }
@@ -98,6 +156,66 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// The fake clocks: (realtime, boottime) in ns.
+        static FAKE: Cell<(i128, i128)> = const { Cell::new((0, 0)) };
+    }
+
+    fn fake(id: libc::clockid_t) -> i128 {
+        let (real, boot) = FAKE.get();
+        if id == libc::CLOCK_REALTIME {
+            real
+        } else {
+            boot
+        }
+    }
+
+    /// Moves both fake clocks on by `ns`; `step` more for the wall clock alone (NTP).
+    fn advance(ns: i128, step: i128) {
+        let (real, boot) = FAKE.get();
+        FAKE.set((real + ns + step, boot + ns));
+    }
+
+    #[test]
+    fn utc_time_follows_a_wall_clock_step_within_a_second() {
+        const S: i128 = 1_000_000_000;
+        const HOUR: i128 = 3600 * S;
+        // Booted at 2024-05-14 09:00:00 UTC; now 100 s after boot.
+        let boot_epoch = 1_715_677_200 * S;
+        FAKE.set((boot_epoch + 100 * S, 100 * S));
+        let mut wall = WallClock::with_source(fake);
+        let guids = Clock::read(fake);
+        let at = |t: i128| t as u64;
+        assert_eq!(wall.epoch_ns(at(100 * S)), boot_epoch + 100 * S);
+        // NTP steps the wall clock one hour forward, half a second later.
+        advance(S / 2, HOUR);
+        let t = 100 * S + S / 2;
+        // Within the second since the last read the old offset may still be used...
+        assert_eq!(wall.epoch_ns(at(t)), boot_epoch + t);
+        // ...but a record more than a second after the last read has the new one.
+        advance(S, 0);
+        let t = 101 * S + S / 2;
+        assert_eq!(wall.epoch_ns(at(t)), boot_epoch + HOUR + t);
+        let mut s = String::new();
+        write_utc_time(&mut s, wall.epoch_ns(at(t)));
+        assert_eq!(s, "2024-05-14 10:01:41.500");
+        // A record older than the last read is not a reason to read again; it gets the new
+        // offset too.
+        assert_eq!(wall.epoch_ns(at(50 * S)), boot_epoch + HOUR + 50 * S);
+        // ProcessGuids keep the offset of their start: one process, one GUID.
+        assert_eq!(guids.epoch_ns(at(t)), boot_epoch + t);
+    }
+
+    #[test]
+    fn a_backward_step_too() {
+        const S: i128 = 1_000_000_000;
+        FAKE.set((1_000_000 * S, 10 * S));
+        let mut wall = WallClock::with_source(fake);
+        advance(2 * S, -3600 * S);
+        assert_eq!(wall.epoch_ns(12 * S as u64), (1_000_000 - 3600 + 2) * S);
+    }
 
     #[test]
     fn formats() {

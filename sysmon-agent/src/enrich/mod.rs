@@ -17,19 +17,19 @@ pub struct Enrich {
     pub users: users::Users,
     pub hasher: hashes::Hasher,
     pub logons: logon::Logons,
-    pub clock: clock::Clock,
+    /// UtcTime: follows steps of the wall clock (the cache's GUIDs keep the start offset).
+    pub clock: clock::WallClock,
 }
 
 impl Enrich {
     pub fn new(algs: HashAlgorithms) -> Self {
         let machine = guid::machine_id();
-        let clock = clock::Clock::new();
         Enrich {
-            cache: cache::ProcessCache::new(machine, clock),
+            cache: cache::ProcessCache::new(machine, clock::Clock::new()),
             users: users::Users::default(),
             hasher: hashes::Hasher::new(algs),
             logons: logon::Logons::new(machine),
-            clock,
+            clock: clock::WallClock::new(),
         }
     }
 }

@@ -90,3 +90,40 @@ fn push_path(ev: &mut Event, path: &[u8], truncated: bool) {
     super::text::push_bytes(ev.buf(), path);
     ev.close();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::HashAlgorithms;
+
+    /// A command line the kernel could not read in full (cut at 32 KiB, or argv unreadable
+    /// at exec: `truncated::ARGS` with what was read) ends with `...`, never shows as empty.
+    #[test]
+    fn cut_command_lines_end_with_the_marker() {
+        // (argv bytes from the kernel, flags, CommandLine)
+        let cases: &[(&[u8], u32, &str)] = &[
+            (b"ls\0-l\0", 0, "ls -l"),
+            (b"ls\0-l\0", ARGS, "ls -l..."),
+            (b"", ARGS, "..."),
+            // Nothing read and nothing cut: the empty-field marker.
+            (b"", 0, "-"),
+        ];
+        let mut cx = Enrich::new(HashAlgorithms::default());
+        let mut ev = Event::new(schema::by_id(schema::PROCESS_CREATE).unwrap());
+        let at = ev.kind().field_index("CommandLine").unwrap();
+        for (args, flags, want) in cases {
+            let rec = ExecRecord {
+                flags: *flags,
+                ppid: 4_000_000,
+                ..ExecRecord::default()
+            };
+            let tail = ExecTail {
+                exe: b"/nonexistent/sysmon-test",
+                cwd: b"/",
+                args,
+            };
+            build(&mut ev, &rec, &tail, &mut cx);
+            assert_eq!(ev.get(at), *want, "{args:?} flags {flags}");
+        }
+    }
+}

@@ -11,15 +11,45 @@ use sysmon_common::{
 
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
-/// Resolves every offset the programs need; fails naming the first member not found.
-pub fn offsets(path: &Path) -> Result<Offsets> {
+/// What the programs need from a kernel, read from its BTF.
+pub struct Kernel {
+    pub offsets: Offsets,
+    /// The `bpf_loop` helper (5.17+), which the path walk runs under.
+    pub bpf_loop: bool,
+}
+
+/// Reads the BTF once for everything `Kernel` holds.
+pub fn inspect(path: &Path) -> Result<Kernel> {
     let btf =
         Btf::from_file(path).with_context(|| format!("reading BTF from {}", path.display()))?;
+    Ok(Kernel {
+        offsets: offsets(&btf, path)?,
+        bpf_loop: has_enum_value(&btf, "bpf_func_id", "BPF_FUNC_loop"),
+    })
+}
+
+/// Whether `enum name` has the value `value`: helpers are numbered by `enum bpf_func_id`,
+/// so a helper the kernel has is a value there.
+fn has_enum_value(btf: &Btf, name: &str, value: &str) -> bool {
+    btf.resolve_types_by_name(name)
+        .unwrap_or_default()
+        .iter()
+        .any(|t| match t {
+            Type::Enum(e) => e
+                .members
+                .iter()
+                .any(|m| btf.resolve_name(m).is_ok_and(|n| n == value)),
+            _ => false,
+        })
+}
+
+/// Resolves every offset the programs need; fails naming the first member not found.
+fn offsets(btf: &Btf, path: &Path) -> Result<Offsets> {
     let mut out = Offsets::ZERO;
     for (field, strukt, member) in Offsets::MEMBERS {
         let found = member
             .split('|')
-            .find_map(|alt| member_offset(&btf, strukt, alt).ok());
+            .find_map(|alt| member_offset(btf, strukt, alt).ok());
         let value = match found {
             Some(v) => v,
             None if OPTIONAL.contains(field) => ABSENT,
@@ -98,7 +128,9 @@ mod tests {
             eprintln!("skipped: no {VMLINUX}");
             return;
         }
-        let o = offsets(Path::new(VMLINUX)).unwrap();
+        let k = inspect(Path::new(VMLINUX)).unwrap();
+        assert!(k.bpf_loop, "this project's kernels (6.x) have bpf_loop");
+        let o = k.offsets;
         // Members that sit inside anonymous unions on current kernels must still resolve,
         // and distinct members must not collapse onto one offset.
         assert_ne!(o.mm_arg_start, o.mm_arg_end);

@@ -125,28 +125,171 @@ pub struct Probes {
     ebpf: Ebpf,
     /// (index in SENSORS, its links) for every attached optional program.
     attached: Vec<(usize, Vec<Link>)>,
+    /// What this kernel lacks, found before loading.
+    gaps: Vec<Gap>,
 }
 
 impl Probes {
-    /// Attaches the probes of `active` event kinds, detaches the others.
+    /// Attaches the probes of `active` event kinds, detaches the others. A probe that fails
+    /// does not stop the others; the error names every one that failed (and stays off, so
+    /// the next call tries it again).
     pub fn set_active(&mut self, active: &[u16]) -> Result<()> {
-        for (i, (id, name, _)) in SENSORS.iter().enumerate() {
-            let on = active.contains(id);
+        let mut failed = Vec::new();
+        for (i, (id, name, point)) in SENSORS.iter().enumerate() {
+            let on = active.contains(id) && !self.gaps.iter().any(|g| g.sensor == i && g.off);
             let at = self.attached.iter().position(|(j, _)| *j == i);
             match (on, at) {
-                (true, None) => {
-                    let links = attach(&mut self.ebpf, name, &SENSORS[i].2)?;
-                    self.attached.push((i, links));
-                }
+                (true, None) => match attach(&mut self.ebpf, name, point) {
+                    Ok(links) => self.attached.push((i, links)),
+                    Err(e) => failed.push(format!("{e:#}")),
+                },
                 (false, Some(at)) => {
                     let (_, links) = self.attached.swap_remove(at);
-                    detach(&mut self.ebpf, name, links)?;
+                    if let Err(e) = detach(&mut self.ebpf, name, links) {
+                        failed.push(format!("detaching {name}: {e:#}"));
+                    }
                 }
                 _ => {}
             }
         }
-        Ok(())
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            bail!("{}", failed.join("; "))
+        }
     }
+
+    /// One line on the tracepoints this kernel lacks and the events they cost, if any.
+    pub fn missing(&self) -> Option<String> {
+        describe(&self.gaps)
+    }
+}
+
+/// Tracepoints an optional program needs that this kernel lacks.
+#[derive(Debug)]
+struct Gap {
+    /// Index in SENSORS.
+    sensor: usize,
+    points: Vec<&'static str>,
+    /// None of its points exist: the program stays off. Otherwise it attaches where it can.
+    off: bool,
+}
+
+/// Syscalls this architecture never had (their tracepoints are not missing, just absent).
+#[cfg(target_arch = "aarch64")]
+const NOT_ON_THIS_ARCH: &[&str] = &[
+    "sys_exit_creat",
+    "sys_exit_open",
+    "sys_enter_unlink",
+    "sys_exit_unlink",
+];
+#[cfg(not(target_arch = "aarch64"))]
+const NOT_ON_THIS_ARCH: &[&str] = &[];
+
+/// The gaps of every SENSORS entry, given what `exists` says of each attach point.
+fn gaps(exists: impl Fn(&Point, &str) -> bool) -> Vec<Gap> {
+    let mut out = Vec::new();
+    for (i, (_, _, point)) in SENSORS.iter().enumerate() {
+        let points: &[&'static str] = match point {
+            Point::Syscalls(p) => p,
+            Point::Raw(p) => std::slice::from_ref(p),
+        };
+        let present = points.iter().filter(|p| exists(point, p)).count();
+        let missing: Vec<_> = points
+            .iter()
+            .copied()
+            .filter(|p| !exists(point, p) && !NOT_ON_THIS_ARCH.contains(p))
+            .collect();
+        if !missing.is_empty() {
+            out.push(Gap {
+                sensor: i,
+                points: missing,
+                off: present == 0,
+            });
+        }
+    }
+    out
+}
+
+/// `kernel lacks tracepoint a, b: not recorded: <event> (event N) from <program>; ...`
+fn describe(gaps: &[Gap]) -> Option<String> {
+    if gaps.is_empty() {
+        return None;
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for p in gaps.iter().flat_map(|g| g.points.iter().copied()) {
+        if !names.contains(&p) {
+            names.push(p);
+        }
+    }
+    let effects: Vec<String> = gaps
+        .iter()
+        .map(|g| {
+            let (id, program, _) = &SENSORS[g.sensor];
+            let event = schema::by_id(*id).map_or("?", |k| k.tag.unwrap_or(k.name));
+            if g.off {
+                format!("{event} (event {id}) from {program}")
+            } else {
+                format!("{event} (event {id}) through {}", g.points.join(", "))
+            }
+        })
+        .collect();
+    Some(format!(
+        "this kernel lacks tracepoint {}: not recorded: {}",
+        names.join(", "),
+        effects.join("; ")
+    ))
+}
+
+/// Test hook: tracepoints to treat as missing, as on an older kernel
+/// (`SYSMON_TEST_MISSING_TRACEPOINTS=sock_recv_length,sys_exit_openat2`).
+const MISSING_HOOK: &str = "SYSMON_TEST_MISSING_TRACEPOINTS";
+/// Test hook: tracepoints that exist but whose attach the kernel refuses (the attach is
+/// made to a tracepoint that does not exist, so the refusal is the kernel's own).
+const FAIL_ATTACH_HOOK: &str = "SYSMON_TEST_FAIL_ATTACH";
+
+fn hooked(var: &str, point: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v.split(',').any(|p| p.trim() == point))
+}
+
+/// Whether the tracepoint `point` exists: `events/syscalls/<point>` for a syscall, any
+/// `events/<category>/<point>` for a raw tracepoint (tracefs lists every trace event).
+fn exists(kind: &Point, point: &str) -> bool {
+    if hooked(MISSING_HOOK, point) {
+        return false;
+    }
+    match kind {
+        Point::Syscalls(_) => Path::new(&format!("{TRACEFS}/events/syscalls/{point}")).exists(),
+        Point::Raw(_) => fs::read_dir(format!("{TRACEFS}/events"))
+            .map(|dirs| dirs.flatten().any(|d| d.path().join(point).is_dir()))
+            .unwrap_or(false),
+    }
+}
+
+/// What no event can do without; one line naming all that is missing.
+fn check_required(kernel: &btf::Kernel) -> Result<()> {
+    let mut lacks = Vec::new();
+    if !kernel.bpf_loop {
+        lacks.push("the bpf_loop helper (Linux 5.17+)".to_string());
+    }
+    for name in [
+        "sched_process_exec",
+        "sched_process_exit",
+        "sched_process_fork",
+    ] {
+        if hooked(MISSING_HOOK, name)
+            || !Path::new(&format!("{TRACEFS}/events/sched/{name}")).exists()
+        {
+            lacks.push(format!("tracepoint sched/{name}"));
+        }
+    }
+    if !lacks.is_empty() {
+        bail!(
+            "this kernel lacks {}: sysmon cannot run (every event needs them)",
+            lacks.join(", ")
+        );
+    }
+    Ok(())
 }
 
 pub fn load(opts: &Options) -> Result<Loaded> {
@@ -154,7 +297,13 @@ pub fn load(opts: &Options) -> Result<Loaded> {
     mount_if_missing("tracefs", TRACEFS, &format!("{TRACEFS}/events"))?;
     mount_if_missing("bpf", BPFFS, "")?;
     let btf_path = opts.btf.unwrap_or(Path::new(btf::VMLINUX));
-    let offsets = btf::offsets(btf_path)?;
+    let kernel = btf::inspect(btf_path)?;
+    check_required(&kernel)?;
+    let gaps = gaps(exists);
+    if let Some(line) = describe(&gaps) {
+        eprintln!("sysmon: {line}");
+    }
+    let offsets = kernel.offsets;
     let group_dead = exit_group_dead_offset().unwrap_or(ABSENT);
     let cpus = aya::util::nr_cpus()
         .map_err(|(_, e)| e)
@@ -186,6 +335,7 @@ pub fn load(opts: &Options) -> Result<Loaded> {
     let mut probes = Probes {
         ebpf,
         attached: Vec::new(),
+        gaps,
     };
     probes.set_active(opts.active)?;
     Ok(Loaded {
@@ -195,36 +345,54 @@ pub fn load(opts: &Options) -> Result<Loaded> {
     })
 }
 
-/// Verifies `name` on its first use, then attaches it wherever `point` says.
+/// Verifies `name` on its first use, then attaches it wherever `point` says. All or
+/// nothing: on an error, what was attached is detached again.
 fn attach(ebpf: &mut Ebpf, name: &str, point: &Point) -> Result<Vec<Link>> {
     let mut links = Vec::new();
+    let result = attach_each(ebpf, name, point, &mut links);
+    if result.is_err() {
+        let _ = detach(ebpf, name, links);
+        return result.map(|_| Vec::new());
+    }
+    Ok(links)
+}
+
+fn attach_each(ebpf: &mut Ebpf, name: &str, point: &Point, links: &mut Vec<Link>) -> Result<()> {
+    // The test hook's stand-in: no kernel has it, so the kernel (or tracefs) refuses.
+    let target = |p: &'static str| {
+        if hooked(FAIL_ATTACH_HOOK, p) {
+            "sysmon_test_refused"
+        } else {
+            p
+        }
+    };
     match point {
         Point::Syscalls(points) => {
             let tp: &mut TracePoint = program(ebpf, name)?;
             if tp.fd().is_err() {
                 tp.load().with_context(|| format!("verifying {name}"))?;
             }
-            for point in *points {
-                if Path::new(&format!("{TRACEFS}/events/syscalls/{point}")).exists() {
+            for &p in *points {
+                if exists(point, p) {
                     let link = tp
-                        .attach("syscalls", point)
-                        .with_context(|| format!("attaching {name} to syscalls/{point}"))?;
+                        .attach("syscalls", target(p))
+                        .with_context(|| format!("attaching {name} to syscalls/{p}"))?;
                     links.push(Link::Tp(link));
                 }
             }
         }
-        Point::Raw(point) => {
+        &Point::Raw(p) => {
             let tp: &mut RawTracePoint = program(ebpf, name)?;
             if tp.fd().is_err() {
                 tp.load().with_context(|| format!("verifying {name}"))?;
             }
             let link = tp
-                .attach(point)
-                .with_context(|| format!("attaching {name} to {point}"))?;
+                .attach(target(p))
+                .with_context(|| format!("attaching {name} to {p}"))?;
             links.push(Link::Raw(link));
         }
     }
-    Ok(links)
+    Ok(())
 }
 
 fn detach(ebpf: &mut Ebpf, name: &str, links: Vec<Link>) -> Result<()> {
@@ -325,4 +493,79 @@ fn mount_if_missing(fstype: &str, target: &str, probe: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the line says for kernels that lack some tracepoints (checked for every
+    /// SENSORS entry, so probes added later get the same check).
+    #[test]
+    fn missing_tracepoints_name_the_events_they_cost() {
+        // (tracepoints missing, what the line must say, what it must not)
+        let cases: &[(&[&str], &[&str], &[&str])] = &[
+            (&[], &[], &[]),
+            (
+                &["sock_recv_length"],
+                &[
+                    "this kernel lacks tracepoint sock_recv_length:",
+                    "NetworkConnect (event 3) from udp_recv",
+                ],
+                &["udp_send", "FileCreate"],
+            ),
+            (
+                // openat2 is 5.6+: creates and raw reads through the others still count.
+                &["sys_exit_openat2"],
+                &[
+                    "FileCreate (event 11) through sys_exit_openat2",
+                    "RawAccessRead (event 9) through sys_exit_openat2",
+                ],
+                &["from file_create"],
+            ),
+            (
+                &["sys_exit_accept", "sys_exit_accept4", "net_dev_queue"],
+                &[
+                    "lacks tracepoint sys_exit_accept, sys_exit_accept4, net_dev_queue:",
+                    "NetworkConnect (event 3) from tcp_accept",
+                    "NetworkConnect (event 3) from udp_send",
+                ],
+                &["inet_sock_set_state"],
+            ),
+        ];
+        for (missing, want, not) in cases {
+            let g = gaps(|_, p| !missing.contains(&p));
+            let line = describe(&g);
+            if missing.is_empty() {
+                assert_eq!(line, None);
+                continue;
+            }
+            let line = line.unwrap();
+            assert!(!line.contains('\n'), "one line: {line}");
+            for w in *want {
+                assert!(line.contains(w), "{missing:?}: {line:?} lacks {w:?}");
+            }
+            for n in *not {
+                assert!(!line.contains(n), "{missing:?}: {line:?} has {n:?}");
+            }
+            // A program is off only when none of its tracepoints exist.
+            for gap in &g {
+                let (_, name, _) = SENSORS[gap.sensor];
+                let all_missing = match &SENSORS[gap.sensor].2 {
+                    Point::Syscalls(p) => p.iter().all(|p| missing.contains(p)),
+                    Point::Raw(p) => missing.contains(p),
+                };
+                assert_eq!(gap.off, all_missing, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_sensor_tracepoint_exists_on_this_kernel() {
+        if !Path::new(&format!("{TRACEFS}/events/sched")).exists() {
+            eprintln!("skipped: no tracefs at {TRACEFS}");
+            return;
+        }
+        assert_eq!(describe(&gaps(exists)), None);
+    }
 }

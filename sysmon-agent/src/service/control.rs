@@ -104,16 +104,7 @@ pub fn update(paths: &Paths, config: Option<&Path>, argv: &[String]) -> Result<(
     loop {
         let answer = std::fs::read_to_string(paths.reload_answer()).unwrap_or_default();
         if answer != before {
-            return match answer.trim().splitn(3, ' ').nth(2) {
-                Some("ok") => {
-                    println!("Configuration updated.");
-                    Ok(())
-                }
-                other => Err(Failure::new(
-                    1,
-                    format!("Sysmon kept its rules: {}", other.unwrap_or("no answer")),
-                )),
-            };
+            return reload_result(&answer);
         }
         if start.elapsed() > STOP_WAIT || !proc::alive(pid) {
             return Err(Failure::new(
@@ -122,6 +113,27 @@ pub fn update(paths: &Paths, config: Option<&Path>, argv: &[String]) -> Result<(
             ));
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What `-c` says of the daemon's answer (`<pid> <n> ok|partial <why>|error <why>`).
+fn reload_result(answer: &str) -> Result<(), Failure> {
+    let status = answer.trim().splitn(3, ' ').nth(2).unwrap_or("");
+    let (word, why) = status.split_once(' ').unwrap_or((status, ""));
+    match word {
+        "ok" => {
+            println!("Configuration updated.");
+            Ok(())
+        }
+        "partial" => Err(Failure::new(
+            1,
+            format!("Configuration updated, but its events are not all recorded: {why}"),
+        )),
+        "error" => Err(Failure::new(1, format!("Sysmon kept its rules: {why}"))),
+        _ => Err(Failure::new(
+            1,
+            format!("Sysmon kept its rules: no answer ({status:?})"),
+        )),
     }
 }
 
@@ -142,4 +154,38 @@ pub fn check(path: &Path) -> Result<rules::Config, Failure> {
         eprintln!("Warning: {w}");
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_answers() {
+        // (answer file, succeeds, what the message says)
+        let cases = [
+            ("42 1 ok\n", true, ""),
+            (
+                "42 2 partial probes not attached: attaching udp_send to net_dev_queue\n",
+                false,
+                "Configuration updated, but its events are not all recorded: probes not attached",
+            ),
+            (
+                "42 3 error config.xml:3: bad\n",
+                false,
+                "Sysmon kept its rules: config.xml:3",
+            ),
+            ("", false, "no answer"),
+        ];
+        for (answer, ok, want) in cases {
+            match reload_result(answer) {
+                Ok(()) => assert!(ok, "{answer:?}"),
+                Err(f) => {
+                    assert!(!ok, "{answer:?}");
+                    assert_eq!(f.code, 1);
+                    assert!(f.message.contains(want), "{answer:?}: {}", f.message);
+                }
+            }
+        }
+    }
 }

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Paths, proc};
 use crate::{
-    agent::{self, NewConfig, Reload, Settings},
+    agent::{self, NewConfig, Reload, Reloaded, Settings},
     cli, rules,
 };
 
@@ -84,12 +84,13 @@ pub fn load_installed(paths: &Paths) -> Result<NewConfig, String> {
 /// The answer is written before the new rules are swapped in, but in the same step of the
 /// daemon's loop: every record it reads after the answer is judged by the new rules.
 /// Answers `-c` once a reload is in force: `<pid> <n> ok` or `<pid> <n> error <why>`.
-fn answer_reload(paths: &Paths, outcome: Result<(), String>) {
+fn answer_reload(paths: &Paths, outcome: Reloaded) {
     static RELOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = RELOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     let status = match outcome {
-        Ok(()) => "ok".to_string(),
-        Err(e) => format!("error {e}"),
+        Reloaded::Ok => "ok".to_string(),
+        Reloaded::ProbesFailed(e) => format!("partial {e}"),
+        Reloaded::Refused(e) => format!("error {e}"),
     };
     let answer = format!("{} {n} {status}\n", std::process::id());
     let _ = proc::write_atomic(&paths.reload_answer(), answer.as_bytes(), 0o600);

@@ -17,7 +17,7 @@ use sysmon_common::{
 
 use crate::{
     kernel::{Ptr, current_task, off, read, read_ptr},
-    maps::{EXEC_SCRATCH, send},
+    maps::{EXEC_SCRATCH, count_drop, send},
     path,
 };
 
@@ -25,6 +25,7 @@ use crate::{
 pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
     let cpu = unsafe { bpf_get_smp_processor_id() };
     let Some(scratch) = EXEC_SCRATCH.get_ptr_mut(cpu) else {
+        count_drop(RecordKind::Exec);
         return 0;
     };
     let scratch = unsafe { &mut *scratch };
@@ -92,16 +93,18 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
         args_len = ARGS_MAX;
         rec.flags |= truncated::ARGS;
     }
-    if args_len > 0
-        && unsafe {
-            bpf_probe_read_user(
-                tail.wrapping_add(used) as *mut _,
-                args_len as u32,
-                arg_start as *const _,
-            )
-        } != 0
-    {
-        args_len = 0;
+    if args_len > 0 && read_user(tail.wrapping_add(used), args_len, arg_start) != 0 {
+        // A page the helper cannot read without faulting it in (it may not fault here).
+        // Keep what the first page holds and mark the command line cut, so that it shows
+        // `...` and never looks like a process started without arguments.
+        rec.flags |= truncated::ARGS;
+        let in_page = (PAGE - (arg_start & (PAGE - 1))) as usize;
+        args_len =
+            if in_page < args_len && read_user(tail.wrapping_add(used), in_page, arg_start) == 0 {
+                in_page
+            } else {
+                0
+            };
     }
     rec.args_len = args_len as u32;
 
@@ -115,8 +118,18 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
     };
     if total <= all.len() {
         send(RecordKind::Exec, &all[..total]);
+    } else {
+        count_drop(RecordKind::Exec);
     }
     0
+}
+
+const PAGE: u64 = 4096;
+
+/// `bpf_probe_read_user` of `len` bytes at `src` into `dst`; 0 on success.
+#[inline(always)]
+fn read_user(dst: *mut u8, len: usize, src: u64) -> i64 {
+    unsafe { bpf_probe_read_user(dst as *mut _, len as u32, src as *const _) }
 }
 
 /// Reads a `u32` member that may not exist on this kernel (e.g. audit fields).

@@ -5,7 +5,7 @@ use sysmon_common::{RecordKind, file::FileRecord, truncated};
 
 use crate::{
     kernel::{Ptr, current_uid, off},
-    maps::{FILE_SCRATCH, send},
+    maps::{FILE_SCRATCH, count_drop, send},
     path,
 };
 
@@ -28,6 +28,7 @@ pub fn enter_arg(ctx: &TracePointContext, n: usize) -> u64 {
 #[inline(always)]
 pub fn send_file_path(kind: RecordKind, file: Ptr) {
     let Some(s) = FILE_SCRATCH.get_ptr_mut(0) else {
+        count_drop(kind);
         return;
     };
     let s = unsafe { &mut *s };
@@ -44,5 +45,7 @@ pub fn send_file_path(kind: RecordKind, file: Ptr) {
     let all = super::bytes(s);
     if total <= all.len() {
         send(kind, &all[..total]);
+    } else {
+        count_drop(kind);
     }
 }

@@ -13,14 +13,14 @@ use aya_ebpf::{
 };
 use sysmon_common::{
     PATH_MAX, RecordKind,
-    file::{AT_REMOVEDIR, FileRecord},
+    file::{AT_REMOVEDIR, FILE_TAIL_MAX, FileRecord},
     truncated,
 };
 
 use super::file::{enter_arg, exit_ret};
 use crate::{
     kernel::{Ptr, current_task, current_uid, file_of_fd, off, read_ptr},
-    maps::{DELETES, FILE_SCRATCH, count_drop, send},
+    maps::{DELETES, FILE_SCRATCH, FileScratch, count_drop, send},
     path,
 };
 
@@ -44,24 +44,65 @@ pub fn unlinkat_enter(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn unlink_exit(ctx: TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
-    let Some(parked) = DELETES.get_ptr(id) else {
+    let Some(parked) = DELETES.get_ptr_mut(id) else {
         return 0;
     };
     if exit_ret(&ctx) == 0 {
-        let s = unsafe { &*parked };
+        let s = unsafe { &mut *parked };
+        if s.rec.name_len == 0 {
+            read_name_again(s);
+        }
         let total = s.rec.header.len as usize;
         let all = super::bytes(s);
-        if total <= all.len() {
+        if total <= all.len() && s.rec.name_len > 0 {
             send(RecordKind::FileDelete, &all[..total]);
+        } else {
+            // The name could not be read at entry nor now, or the record is bigger than
+            // it can be: the delete happened and cannot be reported.
+            count_drop(RecordKind::FileDelete);
         }
     }
     let _ = DELETES.remove(id);
     0
 }
 
+/// Where a parked record whose name could not be read keeps the name's address: the end of
+/// the tail, past any directory part (at most PATH_MAX - 1 bytes).
+const NAME_PTR_AT: usize = FILE_TAIL_MAX - 8;
+
+/// Reads the name of a parked record whose name was unreadable at entry: the kernel has
+/// copied it during the call, so its page is in now.
+#[inline(always)]
+fn read_name_again(s: &mut FileScratch) {
+    let name =
+        unsafe { (s.tail.as_ptr().wrapping_add(NAME_PTR_AT) as *const u64).read_unaligned() };
+    // Unread at entry, the name was taken for relative and the directory part built: an
+    // absolute name has none.
+    let mut first = 0u8;
+    unsafe { bpf_probe_read_user(&raw mut first as *mut _, 1, name as *const _) };
+    if first == b'/' {
+        s.rec.dir_len = 0;
+        s.rec.flags = 0;
+    }
+    let dir_len = s.rec.dir_len as usize & (PATH_MAX - 1);
+    let got = unsafe {
+        bpf_probe_read_user_str(
+            s.tail.as_mut_ptr().wrapping_add(dir_len) as *mut _,
+            PATH_MAX as u32,
+            name as *const _,
+        )
+    };
+    if got > 1 {
+        let name_len = (got as usize - 1) & (PATH_MAX - 1);
+        s.rec.name_len = name_len as u32;
+        s.rec.header.len = (core::mem::size_of::<FileRecord>() + dir_len + name_len) as u32;
+    }
+}
+
 #[inline(always)]
 fn enter(dfd: i32, name: Ptr) {
     let Some(s) = FILE_SCRATCH.get_ptr_mut(0) else {
+        count_drop(RecordKind::FileDelete);
         return;
     };
     let s = unsafe { &mut *s };
@@ -101,11 +142,21 @@ fn enter(dfd: i32, name: Ptr) {
             name as *const _,
         )
     };
-    // The length includes the NUL; a failed read (bad pointer) fails the syscall too.
-    if got <= 1 {
+    // The length includes the NUL, so 1 is an empty name (the unlink fails, ENOENT). A
+    // failed read is a bad pointer (the unlink fails too, EFAULT) or a name in a page not
+    // yet faulted in, which the helper may not do here (the unlink faults it in and may
+    // succeed): parked with no name and the pointer, for the exit to read it again.
+    if got == 1 {
         return;
     }
-    let name_len = (got as usize - 1) & (PATH_MAX - 1);
+    let name_len = if got > 1 {
+        (got as usize - 1) & (PATH_MAX - 1)
+    } else {
+        unsafe {
+            (s.tail.as_mut_ptr().wrapping_add(NAME_PTR_AT) as *mut u64).write_unaligned(name as u64)
+        };
+        0
+    };
     let total = core::mem::size_of::<FileRecord>() + dir_len + name_len;
     s.rec = FileRecord {
         header: super::header(RecordKind::FileDelete, total),

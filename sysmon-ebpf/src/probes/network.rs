@@ -16,7 +16,7 @@ use sysmon_common::{
 use super::file::exit_ret;
 use crate::{
     kernel::{Ptr, current_uid, file_of_fd, off, read, read_ptr},
-    maps::{CONNECTS, ConnectOwner, send},
+    maps::{CONNECTS, ConnectOwner, count_drop, send},
 };
 
 const TCP_ESTABLISHED: i32 = 1;
@@ -35,7 +35,10 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
             uid: current_uid(),
             _pad: 0,
         };
-        let _ = CONNECTS.insert(key, owner, 0);
+        // Without its owner the connect cannot be reported when it is established.
+        if CONNECTS.insert(key, owner, 0).is_err() {
+            count_drop(RecordKind::Network);
+        }
     } else if old == TCP_SYN_SENT && new == TCP_ESTABLISHED {
         if let Some(owner) = unsafe { CONNECTS.get(key) } {
             let owner = *owner;

@@ -20,8 +20,47 @@ use sysmon_common::{
 
 use crate::{
     kernel::{Ptr, current_uid, off, read, read_ptr},
-    maps::{UDP_SEEN, send},
+    maps::{UDP_SEEN, count_drop, send},
 };
+
+/// IPv6 next-header values of the extension headers walked to find the UDP header.
+const IPV6_HOP_BY_HOP: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_FRAGMENT: u8 = 44;
+const IPV6_DEST_OPTS: u8 = 60;
+/// Extension headers walked (RFC 8200 orders at most one of each, destination options twice).
+const IPV6_EXT_HEADERS: usize = 5;
+
+/// Offset of the UDP header in the IPv6 packet at `ip`, behind any extension headers; `None`
+/// for a later fragment (no UDP header of its own). A datagram whose UDP header is not found
+/// (more extension headers than walked) is counted as a drop.
+#[inline(always)]
+fn ipv6_udp_at(ip: Ptr) -> Option<u32> {
+    let mut next: u8 = read(ip, 6);
+    let mut at = 40u32;
+    for _ in 0..IPV6_EXT_HEADERS {
+        match next {
+            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
+                let len = (read::<u8>(ip, at + 1) as u32 + 1) * 8;
+                next = read(ip, at);
+                at += len;
+            }
+            IPV6_FRAGMENT => {
+                if u16::from_be(read(ip, at + 2)) & 0xfff8 != 0 {
+                    return None;
+                }
+                next = read(ip, at);
+                at += 8;
+            }
+            _ => break,
+        }
+    }
+    if next as u16 != IPPROTO_UDP {
+        count_drop(RecordKind::Network);
+        return None;
+    }
+    Some(at)
+}
 
 #[raw_tracepoint(tracepoint = "net_dev_queue")]
 pub fn udp_send(ctx: RawTracePointContext) -> i32 {
@@ -33,20 +72,23 @@ pub fn udp_send(ctx: RawTracePointContext) -> i32 {
     }
     let head = read_ptr(skb, off!(skb_head));
     let ip = head.wrapping_add(read::<u16>(skb, off!(skb_network_header)) as usize);
-    let udp = head.wrapping_add(read::<u16>(skb, off!(skb_transport_header)) as usize);
+    let mut udp = head.wrapping_add(read::<u16>(skb, off!(skb_transport_header)) as usize);
     let mut rec = record(1);
-    // Only a datagram's first fragment carries the UDP header; IPv6 extension headers
-    // (fragments included) are not walked.
+    // Only a datagram's first fragment carries the UDP header.
     match read::<u8>(ip, 0) >> 4 {
         4 if u16::from_be(read(ip, 6)) & 0x1fff == 0 => {
             rec.family = AF_INET;
             rec.saddr[..4].copy_from_slice(&read::<[u8; 4]>(ip, 12));
             rec.daddr[..4].copy_from_slice(&read::<[u8; 4]>(ip, 16));
         }
-        6 if read::<u8>(ip, 6) as u16 == IPPROTO_UDP => {
+        6 => {
+            let Some(at) = ipv6_udp_at(ip) else {
+                return 0;
+            };
             rec.family = AF_INET6;
             rec.saddr = read(ip, 8);
             rec.daddr = read(ip, 24);
+            udp = ip.wrapping_add(at as usize);
         }
         _ => return 0,
     }
