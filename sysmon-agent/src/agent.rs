@@ -243,9 +243,20 @@ impl Pipeline {
 
     /// Judges the current event and, if included, renders and sends it.
     fn emit(&mut self) {
+        // Costly fields are filled before judging only when a rule reads them.
+        let mut deferred = self.event.take_deferred();
+        if let Some(d) = deferred
+            && self.config.rules.reads(self.event.id(), d.field())
+        {
+            d.fill(&mut self.event, &mut self.cx);
+            deferred = None;
+        }
         let decision = self.config.rules.decide(&self.event);
         if !decision.include {
             return;
+        }
+        if let Some(d) = deferred {
+            d.fill(&mut self.event, &mut self.cx);
         }
         if self.event.kind().tag.is_some() {
             self.event.set(0, decision.rule_name.unwrap_or(""));
