@@ -466,4 +466,100 @@ mod tests {
         );
         assert_eq!(w.total, 8);
     }
+
+    /// An exec record of /usr/bin/true with `args`, as the kernel sends it.
+    fn exec_record(pid: u32, args: &[u8]) -> Vec<u8> {
+        use std::os::unix::fs::MetadataExt;
+        use sysmon_common::{Header, process::ExecRecord};
+        let exe = std::fs::metadata("/usr/bin/true").unwrap();
+        let (path, cwd) = (b"/usr/bin/true", b"/tmp");
+        let rec = ExecRecord {
+            header: Header {
+                kind: Exec as u32,
+                len: 0,
+                time_ns: 1,
+                tgid: pid,
+                tid: pid,
+            },
+            ppid: 1,
+            start_ns: 1,
+            tty: -1,
+            exe_ino: exe.ino(),
+            exe_dev: ((libc::major(exe.dev()) << 20) | libc::minor(exe.dev())) as u32,
+            exe_size: exe.size() as i64,
+            exe_mtime_sec: exe.mtime(),
+            exe_mtime_nsec: exe.mtime_nsec() as u32,
+            exe_len: path.len() as u32,
+            cwd_len: cwd.len() as u32,
+            args_len: args.len() as u32,
+            ..Default::default()
+        };
+        // SAFETY: a plain-old-data record, read as its bytes.
+        let mut out = unsafe {
+            std::slice::from_raw_parts(
+                &rec as *const ExecRecord as *const u8,
+                size_of::<ExecRecord>(),
+            )
+        }
+        .to_vec();
+        out.extend_from_slice(path);
+        out.extend_from_slice(cwd);
+        out.extend_from_slice(args);
+        out
+    }
+
+    /// Hashes are computed for an included exec, or to judge one by a rule on Hashes; never
+    /// for an exec the rules exclude without reading them.
+    #[test]
+    fn excluded_events_are_not_hashed() {
+        let dir = std::env::temp_dir().join(format!("sysmon-judge-{}", std::process::id()));
+        // (rules, command line, emitted, digests computed)
+        let cases: &[(&str, &[u8], u64, u64)] = &[
+            (
+                r#"<ProcessCreate onmatch="exclude"><CommandLine condition="contains">drop-me</CommandLine></ProcessCreate>"#,
+                b"true\0drop-me\0",
+                0,
+                0,
+            ),
+            (
+                r#"<ProcessCreate onmatch="exclude"><CommandLine condition="contains">drop-me</CommandLine></ProcessCreate>"#,
+                b"true\0keep-me\0",
+                1,
+                1,
+            ),
+            (
+                r#"<ProcessCreate onmatch="include"><Image condition="is">/nothing</Image></ProcessCreate>"#,
+                b"true\0",
+                0,
+                0,
+            ),
+            (
+                r#"<ProcessCreate onmatch="exclude"><Hashes condition="contains">SHA256=</Hashes></ProcessCreate>"#,
+                b"true\0",
+                0,
+                1,
+            ),
+        ];
+        for (rules, args, emitted, computed) in cases {
+            let xml = format!(
+                r#"<Sysmon schemaversion="4.90"><EventFiltering>{rules}</EventFiltering></Sysmon>"#
+            );
+            let settings = Settings {
+                config: crate::rules::parse_bytes(xml.as_bytes(), "test.xml").unwrap(),
+                config_label: "test".into(),
+                config_hash: None,
+                debug: false,
+                syslog_path: dir.join("no-such.sock"),
+                state_dir: dir.join("state"),
+                btf: None,
+                reload: None,
+                on_ready: None,
+            };
+            let mut p = Pipeline::new(&settings);
+            p.record(&exec_record(std::process::id(), args));
+            let got = (p.stats.emitted, p.cx.hasher.computed, p.cx.hasher.cached());
+            assert_eq!(got, (*emitted, *computed, *computed as usize), "{rules} {args:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
