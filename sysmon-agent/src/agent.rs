@@ -1,6 +1,10 @@
 //! The running agent: kernel records in, enriched, judged, rendered and sent out.
 
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::{
+    io::Write,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use anyhow::Result;
 use sysmon_common::RecordKind;
@@ -226,11 +230,23 @@ impl Pipeline {
         self.flush();
     }
 
-    /// At stop: a last try to hand syslog what still waits; returns how many are lost.
-    pub fn finish(&mut self) -> (usize, u64) {
+    /// At stop: hands syslog what still waits, trying until `until`; returns how many are
+    /// lost and how many were resent.
+    pub fn finish(&mut self, until: Instant) -> (usize, u64) {
         self.flush();
-        self.syslog.retry();
+        while !self.syslog.retry() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         (self.syslog.pending(), self.syslog.resent())
+    }
+
+    /// Whether events wait for a busy or absent syslog and another try is due.
+    pub fn syslog_retry_due(&self) -> bool {
+        self.syslog.retry_due()
+    }
+
+    pub fn retry_syslog(&mut self) {
+        self.syslog.retry();
     }
 
     /// Ends a batch: what is buffered for syslog and stdout goes out.
@@ -281,6 +297,15 @@ impl Pipeline {
 }
 
 const BATCH: Duration = Duration::from_millis(10);
+/// Records handled per drain at most, before signals, ticks and syslog get a turn: a drain
+/// of a full ring buffer under a storm never ends otherwise.
+const DRAIN_MAX: usize = 4096;
+/// While events wait for a busy syslog, how often the loop tries it again.
+const SYSLOG_POLL: Duration = Duration::from_millis(2);
+/// At SIGTERM: how long to read what is still in the ring buffer (a storm may fill it as
+/// fast as it is read), and until when (from SIGTERM) to hand syslog what waits.
+const STOP_DRAIN: Duration = Duration::from_secs(1);
+const STOP_FLUSH: Duration = Duration::from_secs(4);
 /// How often (in 1 s ticks) the process cache drops processes whose exit was lost.
 const SWEEP_TICKS: u64 = 60;
 
@@ -333,32 +358,12 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     let mut drop_watch = DropWatch::default();
     let mut ticks = 0u64;
     loop {
+        // Biased: signals first, then the tick, then syslog, then records; a drain is
+        // bounded, so none of them waits for a storm to end.
         tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                drain(guard.get_inner_mut(), &mut pipeline);
-                guard.clear_ready();
-                // Let records gather instead of waking up for each one: at high rates this
-                // turns thousands of wake-ups a second into a hundred. The ring buffer holds
-                // far more than BATCH worth of records.
-                tokio::time::sleep(BATCH).await;
-            }
-            _ = tick.tick() => {
-                ticks += 1;
-                if ticks.is_multiple_of(SWEEP_TICKS) {
-                    pipeline.sweep();
-                }
-                // Counts not yet reported stay in the watch until a report can go out.
-                if pipeline.can_report() {
-                    let totals = load::drop_totals(&drops);
-                    if let Some(msg) = drop_watch.check(&totals) {
-                        eprintln!("sysmon: {msg}");
-                        pipeline.error("KernelDrops", &msg);
-                    }
-                }
-                pipeline.stats.kernel_drops = drop_watch.total;
-                pipeline.tick();
-            }
+            biased;
+            _ = term.recv() => break,
+            _ = int.recv() => break,
             _ = hup.recv() => {
                 // Records already read were judged by the old rules; the next ones by the new.
                 drain(ring.get_mut(), &mut pipeline);
@@ -382,13 +387,44 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 // Only now are the new rules and probes in force: `-c` may return.
                 (reload.done)(outcome);
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = tick.tick() => {
+                ticks += 1;
+                if ticks.is_multiple_of(SWEEP_TICKS) {
+                    pipeline.sweep();
+                }
+                // Counts not yet reported stay in the watch until a report can go out.
+                if pipeline.can_report() {
+                    let totals = load::drop_totals(&drops);
+                    if let Some(msg) = drop_watch.check(&totals) {
+                        eprintln!("sysmon: {msg}");
+                        pipeline.error("KernelDrops", &msg);
+                    }
+                }
+                pipeline.stats.kernel_drops = drop_watch.total;
+                pipeline.tick();
+            }
+            _ = tokio::time::sleep(SYSLOG_POLL), if pipeline.syslog_retry_due() => {
+                pipeline.retry_syslog();
+            }
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                if drain(guard.get_inner_mut(), &mut pipeline) {
+                    // More records wait: stay ready, come back after the other branches.
+                    continue;
+                }
+                guard.clear_ready();
+                // Let records gather instead of waking up for each one: at high rates this
+                // turns thousands of wake-ups a second into a hundred. The ring buffer holds
+                // far more than BATCH worth of records.
+                tokio::time::sleep(BATCH).await;
+            }
         }
     }
-    // Whatever is already in the ring buffer was recorded: send it before stopping, and
-    // report what was lost since the last check.
-    drain(ring.get_mut(), &mut pipeline);
+    // Whatever is already in the ring buffer was recorded: send it before stopping (for a
+    // bounded time: a storm may refill it as fast), and report what was lost since the
+    // last check.
+    let stopping = Instant::now();
+    while drain(ring.get_mut(), &mut pipeline) && stopping.elapsed() < STOP_DRAIN {}
     if let Some(msg) = drop_watch.check(&load::drop_totals(&drops)) {
         eprintln!("sysmon: {msg}");
         pipeline.error("KernelDrops", &msg);
@@ -396,7 +432,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     pipeline.stats.kernel_drops = drop_watch.total;
     pipeline.service_state("Stopped");
     pipeline.tick();
-    let (unsent, resent) = pipeline.finish();
+    let (unsent, resent) = pipeline.finish(stopping + STOP_FLUSH);
     let s = pipeline.stats;
     eprintln!(
         "sysmon: stopped; records {}, bad records {}, events {}; by kind:{}; syslog drops {}, \
@@ -414,11 +450,17 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     Ok(())
 }
 
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline) {
-    while let Some(item) = ring.next() {
+/// Handles up to `DRAIN_MAX` records; true when more may wait.
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline) -> bool {
+    let mut n = 0;
+    while n < DRAIN_MAX
+        && let Some(item) = ring.next()
+    {
         pipeline.record(&item);
+        n += 1;
     }
     pipeline.flush();
+    n == DRAIN_MAX
 }
 
 /// Turns growing kernel drop counters into one message per check.

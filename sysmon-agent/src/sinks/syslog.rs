@@ -74,6 +74,11 @@ impl Syslog {
         self.delivery.retry()
     }
 
+    /// Whether messages wait and a retry is due.
+    pub fn retry_due(&self) -> bool {
+        self.delivery.retry_due()
+    }
+
     /// Messages waiting for syslog.
     pub fn pending(&self) -> usize {
         self.delivery.pending()
