@@ -230,19 +230,39 @@ impl Pipeline {
         self.flush();
     }
 
-    /// At stop: hands syslog what still waits, trying until `until`; returns how many are
-    /// lost and how many were resent.
-    pub fn finish(&mut self, until: Instant) -> (usize, u64) {
+    /// Hands syslog what still waits, trying until `until`; returns how many wait still.
+    fn finish(&mut self, until: Instant) -> usize {
         self.flush();
         while !self.syslog.retry() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(2));
         }
-        (self.syslog.pending(), self.syslog.resent())
+        self.syslog.pending()
     }
 
-    /// Whether events wait for a busy or absent syslog and another try is due.
-    pub fn syslog_retry_due(&self) -> bool {
-        self.syslog.retry_due()
+    /// At stop: what waits for syslog gets until `until`; what it cannot take by then is
+    /// given up and reported (event 255 `SyslogDrops`), and event 4 `Stopped` goes out last,
+    /// with `STOP_LAST` more to be taken. Returns how many events were lost, and how many
+    /// were resent after a syslog restart.
+    pub fn stop(&mut self, until: Instant) -> (usize, u64) {
+        let unsent = self.finish(until);
+        if unsent > 0 {
+            self.syslog.discard();
+        }
+        // Reports what was dropped, the discarded events included.
+        self.tick();
+        self.service_state("Stopped");
+        let left = self.finish(Instant::now() + STOP_LAST);
+        (unsent + left, self.syslog.resent())
+    }
+
+    /// When to try syslog again, if events wait for it (busy or away).
+    pub fn syslog_retry_at(&self) -> Option<Instant> {
+        self.syslog.retry_at()
+    }
+
+    /// Whether the events of one more drain fit in what may wait for syslog.
+    pub fn can_drain(&self) -> bool {
+        self.syslog.room_for(DRAIN_MAX)
     }
 
     pub fn retry_syslog(&mut self) {
@@ -300,12 +320,12 @@ const BATCH: Duration = Duration::from_millis(10);
 /// Records handled per drain at most, before signals, ticks and syslog get a turn: a drain
 /// of a full ring buffer under a storm never ends otherwise.
 const DRAIN_MAX: usize = 4096;
-/// While events wait for a busy syslog, how often the loop tries it again.
-const SYSLOG_POLL: Duration = Duration::from_millis(2);
 /// At SIGTERM: how long to read what is still in the ring buffer (a storm may fill it as
 /// fast as it is read), and until when (from SIGTERM) to hand syslog what waits.
 const STOP_DRAIN: Duration = Duration::from_secs(1);
-const STOP_FLUSH: Duration = Duration::from_secs(4);
+const STOP_FLUSH: Duration = Duration::from_secs(3);
+/// ... and how long, after that, for the last events (255, 4 `Stopped`).
+const STOP_LAST: Duration = Duration::from_secs(2);
 /// How often (in 1 s ticks) the process cache drops processes whose exit was lost.
 const SWEEP_TICKS: u64 = 60;
 
@@ -358,6 +378,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     let mut drop_watch = DropWatch::default();
     let mut ticks = 0u64;
     loop {
+        let retry_at = pipeline.syslog_retry_at();
         // Biased: signals first, then the tick, then syslog, then records; a drain is
         // bounded, so none of them waits for a storm to end.
         tokio::select! {
@@ -403,10 +424,13 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 pipeline.stats.kernel_drops = drop_watch.total;
                 pipeline.tick();
             }
-            _ = tokio::time::sleep(SYSLOG_POLL), if pipeline.syslog_retry_due() => {
+            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now).into()),
+                if retry_at.is_some() => {
                 pipeline.retry_syslog();
             }
-            guard = ring.readable_mut() => {
+            // While syslog cannot take more, records wait in the ring buffer (which counts
+            // what it cannot hold) instead of in memory.
+            guard = ring.readable_mut(), if pipeline.can_drain() => {
                 let mut guard = guard?;
                 if drain(guard.get_inner_mut(), &mut pipeline) {
                     // More records wait: stay ready, come back after the other branches.
@@ -430,9 +454,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
         pipeline.error("KernelDrops", &msg);
     }
     pipeline.stats.kernel_drops = drop_watch.total;
-    pipeline.service_state("Stopped");
-    pipeline.tick();
-    let (unsent, resent) = pipeline.finish(stopping + STOP_FLUSH);
+    let (unsent, resent) = pipeline.stop(stopping + STOP_FLUSH);
     let s = pipeline.stats;
     eprintln!(
         "sysmon: stopped; records {}, bad records {}, events {}; by kind:{}; syslog drops {}, \
@@ -600,7 +622,11 @@ mod tests {
             let mut p = Pipeline::new(&settings);
             p.record(&exec_record(std::process::id(), args));
             let got = (p.stats.emitted, p.cx.hasher.computed, p.cx.hasher.cached());
-            assert_eq!(got, (*emitted, *computed, *computed as usize), "{rules} {args:?}");
+            assert_eq!(
+                got,
+                (*emitted, *computed, *computed as usize),
+                "{rules} {args:?}"
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -318,7 +318,11 @@ mod tests {
         let mut small = Hasher::with_inline_max(HashAlgorithms::default(), 4);
         let path2 = std::env::temp_dir().join(format!("sysmon-smallhash-{}", std::process::id()));
         std::fs::write(&path2, b"abcd").unwrap();
-        assert!(small.hashes(file_id(&path2), me, path2.to_str().unwrap()).is_some());
+        assert!(
+            small
+                .hashes(file_id(&path2), me, path2.to_str().unwrap())
+                .is_some()
+        );
         std::fs::remove_file(&path2).unwrap();
         assert_eq!((small.computed, small.queued), (1, 0));
     }

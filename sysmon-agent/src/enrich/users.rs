@@ -149,7 +149,9 @@ impl Passwd {
     fn name(&mut self, uid: u32) -> Option<&str> {
         if self.checked.is_none_or(|t| t.elapsed() >= RESTAT) {
             self.checked = Some(Instant::now());
-            let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+            let mtime = std::fs::metadata(&self.path)
+                .and_then(|m| m.modified())
+                .ok();
             if mtime != self.mtime {
                 self.mtime = mtime;
                 self.names = std::fs::read(&self.path)

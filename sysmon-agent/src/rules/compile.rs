@@ -80,7 +80,11 @@ impl RuleSet {
     /// Whether judging event `id` reads field `field`: if not, the field can be filled
     /// after the decision, and only for included events.
     pub fn reads(&self, id: u16, field: usize) -> bool {
-        field < 64 && self.reads.get(id as usize).is_some_and(|r| r & (1 << field) != 0)
+        field < 64
+            && self
+                .reads
+                .get(id as usize)
+                .is_some_and(|r| r & (1 << field) != 0)
     }
 }
 

@@ -229,9 +229,28 @@ impl Delivery {
         self.queue.len()
     }
 
-    /// Whether a retry is due (the pause after a failed one is over).
-    pub fn retry_due(&self) -> bool {
-        !self.queue.is_empty() && Instant::now() >= self.next_retry
+    /// Gives up on every message that waits (counted as dropped); returns how many.
+    pub fn discard(&mut self) -> usize {
+        let n = self.queue.len();
+        self.spare.extend(self.queue.drain(..));
+        self.queued_bytes = 0;
+        self.dropped += n as u64;
+        self.failed += n as u64;
+        n
+    }
+
+    /// When to try again, if messages wait.
+    pub fn retry_at(&self) -> Option<Instant> {
+        (!self.queue.is_empty()).then_some(self.next_retry)
+    }
+
+    /// Whether `n` more messages (of a typical size) fit in the queue: the agent stops
+    /// reading records while they would not, so that a storm the daemon cannot keep up with
+    /// is dropped (and counted) in the kernel, per record kind.
+    pub fn room_for(&self, n: usize) -> bool {
+        const TYPICAL: usize = 4096;
+        self.queue.len() + n <= QUEUE_MAX_MESSAGES
+            && self.queued_bytes + n * TYPICAL <= QUEUE_MAX_BYTES
     }
 
     /// Messages dropped since the last call.

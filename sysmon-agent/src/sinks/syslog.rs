@@ -74,9 +74,19 @@ impl Syslog {
         self.delivery.retry()
     }
 
-    /// Whether messages wait and a retry is due.
-    pub fn retry_due(&self) -> bool {
-        self.delivery.retry_due()
+    /// Gives up on what waits (counted as dropped); returns how many.
+    pub fn discard(&mut self) -> usize {
+        self.delivery.discard()
+    }
+
+    /// When to try again, if messages wait.
+    pub fn retry_at(&self) -> Option<std::time::Instant> {
+        self.delivery.retry_at()
+    }
+
+    /// Whether `n` more messages fit in the wait queue.
+    pub fn room_for(&self, n: usize) -> bool {
+        self.delivery.room_for(n)
     }
 
     /// Messages waiting for syslog.
