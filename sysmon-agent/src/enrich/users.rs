@@ -17,6 +17,9 @@ const QUEUE: usize = 256;
 /// How often the passwd file's modification time is looked at, at most.
 const RESTAT: Duration = Duration::from_secs(1);
 
+/// Questions to the NSS thread (uids) and its answers.
+type Nss = (SyncSender<u32>, Receiver<(u32, Option<Box<str>>)>);
+
 enum Name {
     /// From NSS: final.
     Known(Option<Box<str>>),
@@ -27,7 +30,7 @@ enum Name {
 pub struct Users {
     names: HashMap<u32, Name>,
     passwd: Passwd,
-    nss: Option<(SyncSender<u32>, Receiver<(u32, Option<Box<str>>)>)>,
+    nss: Option<Nss>,
     /// Whether misses are asked of NSS (off: the passwd file only, for tests).
     use_nss: bool,
 }
@@ -98,7 +101,7 @@ impl Users {
     }
 }
 
-fn spawn_nss() -> (SyncSender<u32>, Receiver<(u32, Option<Box<str>>)>) {
+fn spawn_nss() -> Nss {
     let (ask, questions) = sync_channel::<u32>(QUEUE);
     let (answer, answers) = channel();
     let spawned = std::thread::Builder::new()
