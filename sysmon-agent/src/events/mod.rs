@@ -25,8 +25,9 @@ use crate::enrich::{Enrich, clock, guid::Guid, hashes::FileId};
 /// pushing the hashes.
 #[derive(Debug, Clone, Copy)]
 pub enum Deferred {
-    /// `Hashes` (field `field`) of the file `file`, opened through `/proc/<pid>/exe` or by
-    /// the path in field `path`.
+    /// `Hashes` (field `field`) of the file `file`: opened through `/proc/<pid>/exe` when
+    /// that is the file (an exec; right across mount namespaces), else by the path in field
+    /// `path` (a loaded library, a written executable). The file identity is checked.
     Hashes {
         field: usize,
         path: usize,
