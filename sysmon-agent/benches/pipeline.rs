@@ -1,15 +1,20 @@
 //! User-space cost of one exec: a fork, an exec and an exit record through the whole
 //! pipeline (decode, cache, enrichment, rules, XML, a real datagram send), without the
 //! kernel. `cargo bench -p sysmon-agent --bench pipeline`.
+//!
+//! Four cases: the exec included or excluded by a rule, and its executable already hashed
+//! (the same file exec after exec) or new each time (a fresh file identity: the digest must
+//! be computed if the event is kept). An excluded exec must cost less than an included one.
 
 use std::{
     os::unix::{fs::MetadataExt, net::UnixDatagram},
+    path::Path,
     time::Instant,
 };
 
 use sysmon_agent::{
     agent::{Pipeline, Settings},
-    rules::Config,
+    rules::{self, Config},
 };
 use sysmon_common::{
     Header, RecordKind,
@@ -17,23 +22,50 @@ use sysmon_common::{
 };
 
 const EXECS: u32 = 200_000;
+/// Execs of a new file each time: each included one hashes /usr/bin/true.
+const FRESH_EXECS: u32 = 20_000;
+
+/// Excludes the bench's execs (and nothing else).
+const EXCLUDE: &str = r#"<Sysmon schemaversion="4.90"><EventFiltering>
+  <ProcessCreate onmatch="exclude"><CommandLine condition="contains">bench-argument</CommandLine></ProcessCreate>
+</EventFiltering></Sysmon>"#;
 
 fn main() {
     let dir = std::env::temp_dir().join(format!("sysmon-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sock_path = dir.join("log.sock");
     let sink = UnixDatagram::bind(&sock_path).unwrap();
-    // Drain the socket so sends never block.
+    // Drain the socket so that syslog keeps up.
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 70_000];
         while sink.recv(&mut buf).is_ok() {}
     });
+    let exclude = rules::parse_bytes(EXCLUDE.as_bytes(), "exclude.xml").unwrap();
+    let mut base = 3_000_000;
+    for (name, config, fresh, n) in [
+        ("included", Config::default(), false, EXECS),
+        ("excluded", exclude.clone(), false, EXECS),
+        ("included, new file", Config::default(), true, FRESH_EXECS),
+        ("excluded, new file", exclude, true, FRESH_EXECS),
+    ] {
+        let (cpu, wall, emitted) = run(&dir, config, fresh, n, base);
+        base += n;
+        println!(
+            "pipeline ({name}): {cpu:.2} µs CPU per exec ({wall:.2} µs wall; fork + exec + \
+             exit records), {emitted} events"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `n` execs through a new pipeline; returns CPU and wall µs per exec, and events sent.
+fn run(dir: &Path, config: Config, fresh: bool, n: u32, base: u32) -> (f64, f64, u64) {
     let settings = Settings {
-        config: Config::default(),
+        config,
         config_label: "Defaults".into(),
         config_hash: None,
         debug: false,
-        syslog_path: sock_path,
+        syslog_path: dir.join("log.sock"),
         state_dir: dir.join("state"),
         btf: None,
         reload: None,
@@ -55,8 +87,8 @@ fn main() {
     let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
     let start = Instant::now();
     let cpu0 = thread_cpu_ns();
-    for i in 0..EXECS {
-        let pid = 3_000_000 + i;
+    for i in 0..n {
+        let pid = base + i;
         let t = now + i as u64 * 1_000;
         let header = |kind: RecordKind, len: usize| Header {
             kind: kind as u32,
@@ -84,7 +116,8 @@ fn main() {
             exe_dev: dev as u32,
             exe_size: exe.size() as i64,
             exe_mtime_sec: exe.mtime(),
-            exe_mtime_nsec: exe.mtime_nsec() as u32,
+            // A new modification time is a new file identity to the hash cache.
+            exe_mtime_nsec: if fresh { i } else { exe.mtime_nsec() as u32 },
             exe_len: exe_path.len() as u32,
             cwd_len: cwd.len() as u32,
             args_len: args.len() as u32,
@@ -106,14 +139,9 @@ fn main() {
     p.flush();
     // This thread's CPU time is the agent's cost; the wall time also holds the reader
     // thread competing for the same cores.
-    let cpu = (thread_cpu_ns() - cpu0) as f64 / EXECS as f64 / 1e3;
-    let wall = start.elapsed().as_secs_f64() / EXECS as f64 * 1e6;
-    println!(
-        "pipeline: {cpu:.2} µs CPU per exec ({wall:.2} µs wall; fork + exec + exit records, \
-         2 events sent), {} events",
-        p.stats.emitted
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    let cpu = (thread_cpu_ns() - cpu0) as f64 / n as f64 / 1e3;
+    let wall = start.elapsed().as_secs_f64() / n as f64 * 1e6;
+    (cpu, wall, p.stats.emitted)
 }
 
 fn thread_cpu_ns() -> u64 {

@@ -1,6 +1,10 @@
 //! The running agent: kernel records in, enriched, judged, rendered and sent out.
 
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::{
+    io::Write,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use anyhow::Result;
 use sysmon_common::RecordKind;
@@ -238,11 +242,43 @@ impl Pipeline {
         self.flush();
     }
 
-    /// At stop: a last try to hand syslog what still waits; returns how many are lost.
-    pub fn finish(&mut self) -> (usize, u64) {
+    /// Hands syslog what still waits, trying until `until`; returns how many wait still.
+    fn finish(&mut self, until: Instant) -> usize {
         self.flush();
+        while !self.syslog.retry() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.syslog.pending()
+    }
+
+    /// At stop: what waits for syslog gets until `until`; what it cannot take by then is
+    /// given up and reported (event 255 `SyslogDrops`), and event 4 `Stopped` goes out last,
+    /// with `STOP_LAST` more to be taken. Returns how many events were lost, and how many
+    /// were resent after a syslog restart.
+    pub fn stop(&mut self, until: Instant) -> (usize, u64) {
+        let unsent = self.finish(until);
+        if unsent > 0 {
+            self.syslog.discard();
+        }
+        // Reports what was dropped, the discarded events included.
+        self.tick();
+        self.service_state("Stopped");
+        let left = self.finish(Instant::now() + STOP_LAST);
+        (unsent + left, self.syslog.resent())
+    }
+
+    /// When to try syslog again, if events wait for it (busy or away).
+    pub fn syslog_retry_at(&self) -> Option<Instant> {
+        self.syslog.retry_at()
+    }
+
+    /// Whether the events of one more drain fit in what may wait for syslog.
+    pub fn can_drain(&self) -> bool {
+        self.syslog.room_for(DRAIN_MAX)
+    }
+
+    pub fn retry_syslog(&mut self) {
         self.syslog.retry();
-        (self.syslog.pending(), self.syslog.resent())
     }
 
     /// Ends a batch: what is buffered for syslog and stdout goes out.
@@ -255,9 +291,20 @@ impl Pipeline {
 
     /// Judges the current event and, if included, renders and sends it.
     fn emit(&mut self) {
+        // Costly fields are filled before judging only when a rule reads them.
+        let mut deferred = self.event.take_deferred();
+        if let Some(d) = deferred
+            && self.config.rules.reads(self.event.id(), d.field())
+        {
+            d.fill(&mut self.event, &mut self.cx);
+            deferred = None;
+        }
         let decision = self.config.rules.decide(&self.event);
         if !decision.include {
             return;
+        }
+        if let Some(d) = deferred {
+            d.fill(&mut self.event, &mut self.cx);
         }
         if self.event.kind().tag.is_some() {
             self.event.set(0, decision.rule_name.unwrap_or(""));
@@ -289,6 +336,15 @@ impl Pipeline {
 }
 
 const BATCH: Duration = Duration::from_millis(10);
+/// Records handled per drain at most, before signals, ticks and syslog get a turn: a drain
+/// of a full ring buffer under a storm never ends otherwise.
+const DRAIN_MAX: usize = 4096;
+/// At SIGTERM: how long to read what is still in the ring buffer (a storm may fill it as
+/// fast as it is read), and until when (from SIGTERM) to hand syslog what waits.
+const STOP_DRAIN: Duration = Duration::from_secs(1);
+const STOP_FLUSH: Duration = Duration::from_secs(3);
+/// ... and how long, after that, for the last events (255, 4 `Stopped`).
+const STOP_LAST: Duration = Duration::from_secs(2);
 /// How often (in 1 s ticks) the process cache drops processes whose exit was lost.
 const SWEEP_TICKS: u64 = 60;
 
@@ -344,15 +400,21 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     let mut drop_watch = DropWatch::default();
     let mut ticks = 0u64;
     loop {
+        let retry_at = pipeline.syslog_retry_at();
+        // Biased: signals first, then the tick, then syslog, then records; a drain is
+        // bounded, so none of them waits for a storm to end.
         tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                drain(guard.get_inner_mut(), &mut pipeline);
-                guard.clear_ready();
-                // Let records gather instead of waking up for each one: at high rates this
-                // turns thousands of wake-ups a second into a hundred. The ring buffer holds
-                // far more than BATCH worth of records.
-                tokio::time::sleep(BATCH).await;
+            biased;
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                // Records already read were judged by the old rules; the next ones by the new.
+                drain(ring.get_mut(), &mut pipeline);
+                let Some(reload) = reload.as_mut() else { continue };
+                let outcome = apply_reload(reload, &mut probes, &mut pipeline);
+                pipeline.flush();
+                // Only now are the new rules and probes in force: `-c` may return.
+                (reload.done)(outcome);
             }
             _ = tick.tick() => {
                 ticks += 1;
@@ -370,30 +432,37 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 pipeline.stats.kernel_drops = drop_watch.total;
                 pipeline.tick();
             }
-            _ = hup.recv() => {
-                // Records already read were judged by the old rules; the next ones by the new.
-                drain(ring.get_mut(), &mut pipeline);
-                let Some(reload) = reload.as_mut() else { continue };
-                let outcome = apply_reload(reload, &mut probes, &mut pipeline);
-                pipeline.flush();
-                // Only now are the new rules and probes in force: `-c` may return.
-                (reload.done)(outcome);
+            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now).into()),
+                if retry_at.is_some() => {
+                pipeline.retry_syslog();
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            // While syslog cannot take more, records wait in the ring buffer (which counts
+            // what it cannot hold) instead of in memory.
+            guard = ring.readable_mut(), if pipeline.can_drain() => {
+                let mut guard = guard?;
+                if drain(guard.get_inner_mut(), &mut pipeline) {
+                    // More records wait: stay ready, come back after the other branches.
+                    continue;
+                }
+                guard.clear_ready();
+                // Let records gather instead of waking up for each one: at high rates this
+                // turns thousands of wake-ups a second into a hundred. The ring buffer holds
+                // far more than BATCH worth of records.
+                tokio::time::sleep(BATCH).await;
+            }
         }
     }
-    // Whatever is already in the ring buffer was recorded: send it before stopping, and
-    // report what was lost since the last check.
-    drain(ring.get_mut(), &mut pipeline);
+    // Whatever is already in the ring buffer was recorded: send it before stopping (for a
+    // bounded time: a storm may refill it as fast), and report what was lost since the
+    // last check.
+    let stopping = Instant::now();
+    while drain(ring.get_mut(), &mut pipeline) && stopping.elapsed() < STOP_DRAIN {}
     if let Some(msg) = drop_watch.check(&load::drop_totals(&drops)) {
         eprintln!("sysmon: {msg}");
         pipeline.error("KernelDrops", &msg);
     }
     pipeline.stats.kernel_drops = drop_watch.total;
-    pipeline.service_state("Stopped");
-    pipeline.tick();
-    let (unsent, resent) = pipeline.finish();
+    let (unsent, resent) = pipeline.stop(stopping + STOP_FLUSH);
     let s = pipeline.stats;
     eprintln!(
         "sysmon: stopped; records {}, bad records {}, events {}; by kind:{}; syslog drops {}, \
@@ -441,11 +510,17 @@ fn apply_reload(
     }
 }
 
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline) {
-    while let Some(item) = ring.next() {
+/// Handles up to `DRAIN_MAX` records; true when more may wait.
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline) -> bool {
+    let mut n = 0;
+    while n < DRAIN_MAX
+        && let Some(item) = ring.next()
+    {
         pipeline.record(&item);
+        n += 1;
     }
     pipeline.flush();
+    n == DRAIN_MAX
 }
 
 /// Turns growing kernel drop counters into one message per check.
@@ -496,5 +571,105 @@ mod tests {
                 .contains("1 Exec")
         );
         assert_eq!(w.total, 8);
+    }
+
+    /// An exec record of /usr/bin/true with `args`, as the kernel sends it.
+    fn exec_record(pid: u32, args: &[u8]) -> Vec<u8> {
+        use std::os::unix::fs::MetadataExt;
+        use sysmon_common::{Header, process::ExecRecord};
+        let exe = std::fs::metadata("/usr/bin/true").unwrap();
+        let (path, cwd) = (b"/usr/bin/true", b"/tmp");
+        let rec = ExecRecord {
+            header: Header {
+                kind: Exec as u32,
+                len: 0,
+                time_ns: 1,
+                tgid: pid,
+                tid: pid,
+            },
+            ppid: 1,
+            start_ns: 1,
+            tty: -1,
+            exe_ino: exe.ino(),
+            exe_dev: ((libc::major(exe.dev()) << 20) | libc::minor(exe.dev())) as u32,
+            exe_size: exe.size() as i64,
+            exe_mtime_sec: exe.mtime(),
+            exe_mtime_nsec: exe.mtime_nsec() as u32,
+            exe_len: path.len() as u32,
+            cwd_len: cwd.len() as u32,
+            args_len: args.len() as u32,
+            ..Default::default()
+        };
+        // SAFETY: a plain-old-data record, read as its bytes.
+        let mut out = unsafe {
+            std::slice::from_raw_parts(
+                &rec as *const ExecRecord as *const u8,
+                size_of::<ExecRecord>(),
+            )
+        }
+        .to_vec();
+        out.extend_from_slice(path);
+        out.extend_from_slice(cwd);
+        out.extend_from_slice(args);
+        out
+    }
+
+    /// Hashes are computed for an included exec, or to judge one by a rule on Hashes; never
+    /// for an exec the rules exclude without reading them.
+    #[test]
+    fn excluded_events_are_not_hashed() {
+        let dir = std::env::temp_dir().join(format!("sysmon-judge-{}", std::process::id()));
+        // (rules, command line, emitted, digests computed)
+        let cases: &[(&str, &[u8], u64, u64)] = &[
+            (
+                r#"<ProcessCreate onmatch="exclude"><CommandLine condition="contains">drop-me</CommandLine></ProcessCreate>"#,
+                b"true\0drop-me\0",
+                0,
+                0,
+            ),
+            (
+                r#"<ProcessCreate onmatch="exclude"><CommandLine condition="contains">drop-me</CommandLine></ProcessCreate>"#,
+                b"true\0keep-me\0",
+                1,
+                1,
+            ),
+            (
+                r#"<ProcessCreate onmatch="include"><Image condition="is">/nothing</Image></ProcessCreate>"#,
+                b"true\0",
+                0,
+                0,
+            ),
+            (
+                r#"<ProcessCreate onmatch="exclude"><Hashes condition="contains">SHA256=</Hashes></ProcessCreate>"#,
+                b"true\0",
+                0,
+                1,
+            ),
+        ];
+        for (rules, args, emitted, computed) in cases {
+            let xml = format!(
+                r#"<Sysmon schemaversion="4.90"><EventFiltering>{rules}</EventFiltering></Sysmon>"#
+            );
+            let settings = Settings {
+                config: crate::rules::parse_bytes(xml.as_bytes(), "test.xml").unwrap(),
+                config_label: "test".into(),
+                config_hash: None,
+                debug: false,
+                syslog_path: dir.join("no-such.sock"),
+                state_dir: dir.join("state"),
+                btf: None,
+                reload: None,
+                on_ready: None,
+            };
+            let mut p = Pipeline::new(&settings);
+            p.record(&exec_record(std::process::id(), args));
+            let got = (p.stats.emitted, p.cx.hasher.computed, p.cx.hasher.cached());
+            assert_eq!(
+                got,
+                (*emitted, *computed, *computed as usize),
+                "{rules} {args:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,36 +3,67 @@
 use std::{
     collections::HashMap,
     ffi::CStr,
-    time::{Duration, Instant},
+    sync::{
+        Arc, Mutex,
+        mpsc::{RecvTimeoutError, Sender, channel},
+    },
+    time::Duration,
 };
 
 use super::guid::Guid;
 
-/// Login times from utmp, re-read at most every `REFRESH`.
+type Times = HashMap<u32, Vec<(String, u32)>>;
+
+/// Login times from utmp, read at start and then every `REFRESH` by a helper thread, so
+/// that the reader thread never waits on the file (or its lock).
 pub struct Logons {
     machine: u32,
     /// pts number → (user, login time) of the sessions on it.
-    times: HashMap<u32, Vec<(String, u32)>>,
-    read_at: Option<Instant>,
+    times: Times,
+    /// The helper's latest reading, taken by the next lookup.
+    fresh: Arc<Mutex<Option<Times>>>,
+    /// Dropped with `Logons`: the helper stops.
+    _stop: Sender<()>,
 }
 
 const REFRESH: Duration = Duration::from_secs(5);
 
 impl Logons {
     pub fn new(machine: u32) -> Self {
+        // Before the helper starts: getutxent is not thread-safe.
+        let times = read_utmp();
+        let fresh = Arc::new(Mutex::new(None));
+        let (stop, stopped) = channel::<()>();
+        let mailbox = fresh.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sysmon-utmp".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(REFRESH) {
+                    let times = read_utmp();
+                    if let Ok(mut m) = mailbox.lock() {
+                        *m = Some(times);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("sysmon: cannot start the utmp reader: {e}");
+        }
         Logons {
             machine,
-            times: HashMap::new(),
-            read_at: None,
+            times,
+            fresh,
+            _stop: stop,
         }
     }
 
     /// The LogonGuid for `uid` on terminal `pts/<tty>` (no tty looks up pts/0, as Sysmon).
     pub fn guid(&mut self, uid: u32, user: Option<&str>, tty: i32) -> Guid {
         let tty = tty.max(0) as u32;
-        if self.read_at.is_none_or(|t| t.elapsed() > REFRESH) {
-            self.times = read_utmp();
-            self.read_at = Some(Instant::now());
+        // try_lock: the helper holds the lock only to swap a pointer; never wait for it.
+        if let Ok(mut m) = self.fresh.try_lock()
+            && let Some(times) = m.take()
+        {
+            self.times = times;
         }
         let seconds = user
             .and_then(|u| self.times.get(&tty)?.iter().find(|(name, _)| name == u))
@@ -46,7 +77,7 @@ impl Logons {
 }
 
 /// (user, pts number) → login time, from the user-process records of utmp.
-fn read_utmp() -> HashMap<u32, Vec<(String, u32)>> {
+fn read_utmp() -> Times {
     let mut out = HashMap::new();
     unsafe {
         libc::setutxent();

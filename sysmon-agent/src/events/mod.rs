@@ -16,7 +16,49 @@ pub mod text;
 
 pub use schema::EventKind;
 
-use crate::enrich::{Enrich, clock, guid::Guid};
+use crate::enrich::{Enrich, clock, guid::Guid, hashes::FileId};
+
+/// A field whose value costs I/O (hashing a file): the builder leaves it empty and says how
+/// to fill it, and the pipeline fills it only when the event is included, or before judging
+/// when a rule reads that field. An excluded event never pays for it. A builder of an event
+/// with `Hashes` pushes the other fields as usual and calls [`Event::defer`] in place of
+/// pushing the hashes.
+#[derive(Debug, Clone, Copy)]
+pub enum Deferred {
+    /// `Hashes` (field `field`) of the file `file`: opened through `/proc/<pid>/exe` when
+    /// that is the file (an exec; right across mount namespaces), else by the path in field
+    /// `path` (a loaded library, a written executable). The file identity is checked.
+    Hashes {
+        field: usize,
+        path: usize,
+        file: FileId,
+        pid: u32,
+    },
+}
+
+impl Deferred {
+    /// The field it fills.
+    pub fn field(&self) -> usize {
+        match self {
+            Deferred::Hashes { field, .. } => *field,
+        }
+    }
+
+    /// Fills the field in `ev`.
+    pub fn fill(self, ev: &mut Event, cx: &mut Enrich) {
+        match self {
+            Deferred::Hashes {
+                field,
+                path,
+                file,
+                pid,
+            } => {
+                let hashes = cx.hasher.hashes(file, pid, ev.get(path));
+                ev.set(field, hashes.unwrap_or(""));
+            }
+        }
+    }
+}
 
 /// RuleName, UtcTime, ProcessGuid and ProcessId of an event about what process `pid` did at
 /// `time_ns` (since boot), the start of events 3, 9, 11 and 23; returns the process's image
@@ -43,6 +85,7 @@ pub struct Event {
     kind: &'static EventKind,
     buf: String,
     ends: Vec<u32>,
+    deferred: Option<Deferred>,
 }
 
 impl Event {
@@ -51,6 +94,7 @@ impl Event {
             kind,
             buf: String::with_capacity(1024),
             ends: Vec::with_capacity(32),
+            deferred: None,
         }
     }
 
@@ -59,6 +103,19 @@ impl Event {
         self.kind = kind;
         self.buf.clear();
         self.ends.clear();
+        self.deferred = None;
+    }
+
+    /// Pushes an empty value for a field that `how` fills later (see [`Deferred`]).
+    pub fn defer(&mut self, how: Deferred) {
+        debug_assert_eq!(how.field(), self.len());
+        self.close();
+        self.deferred = Some(how);
+    }
+
+    /// The field left to fill, if any (taken: it is filled at most once).
+    pub fn take_deferred(&mut self) -> Option<Deferred> {
+        self.deferred.take()
     }
 
     pub fn kind(&self) -> &'static EventKind {

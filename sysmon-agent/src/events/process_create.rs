@@ -6,7 +6,7 @@ use sysmon_common::{
     truncated::{ARGS, CWD, EXE},
 };
 
-use super::{Event, schema};
+use super::{Deferred, Event, schema};
 use crate::{
     enrich::{Enrich, cache::Proc, clock, guid::Guid, hashes::FileId, procfs::join_args},
     kernel::record::ExecTail,
@@ -49,9 +49,13 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
         mtime_sec: rec.exe_mtime_sec,
         mtime_nsec: rec.exe_mtime_nsec,
     };
-    let image: std::rc::Rc<str> = ev.get(image_at).into();
-    let hashes = cx.hasher.hashes(id, pid, &image).unwrap_or("");
-    ev.push(hashes);
+    // Hashed only if the rules keep the event (or read Hashes to judge it).
+    ev.defer(Deferred::Hashes {
+        field: ev.len(),
+        path: image_at,
+        file: id,
+        pid,
+    });
 
     match cx.cache.parent(rec.ppid, rec.start_ns) {
         Some(p) => {
@@ -75,7 +79,7 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
         ppid: rec.ppid,
         start_ns: rec.start_ns,
         uid: rec.uid,
-        image,
+        image: ev.get(image_at).into(),
         cmdline: ev.get(cmdline_at).into(),
     };
     cx.cache.insert(pid, proc);

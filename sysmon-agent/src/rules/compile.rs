@@ -14,6 +14,8 @@ pub struct RuleSet {
     pub(crate) by_id: Vec<Vec<Entry>>,
     /// Bit per event id that has at least one element in the config (activation, §1.0).
     pub(crate) mentioned: u32,
+    /// Per event id, a bit per field some filter reads (to judge before costly fields).
+    pub(crate) reads: Vec<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +51,7 @@ impl RuleSet {
         let mut set = RuleSet {
             by_id: vec![Vec::new(); MAX_ID],
             mentioned: 0,
+            reads: vec![0; MAX_ID],
         };
         for spec in specs {
             for &id in &spec.ids {
@@ -56,7 +59,9 @@ impl RuleSet {
                     continue;
                 };
                 set.mentioned |= 1 << id;
-                set.by_id[id as usize].push(entry(spec, kind));
+                let entry = entry(spec, kind);
+                set.reads[id as usize] |= fields_read(&entry);
+                set.by_id[id as usize].push(entry);
             }
         }
         // Sysmon tries every "exclude" entry before any "include" one, each class from the
@@ -71,6 +76,27 @@ impl RuleSet {
     pub(crate) fn entries(&self, id: u16) -> &[Entry] {
         self.by_id.get(id as usize).map_or(&[], Vec::as_slice)
     }
+
+    /// Whether judging event `id` reads field `field`: if not, the field can be filled
+    /// after the decision, and only for included events.
+    pub fn reads(&self, id: u16, field: usize) -> bool {
+        field < 64
+            && self
+                .reads
+                .get(id as usize)
+                .is_some_and(|r| r & (1 << field) != 0)
+    }
+}
+
+fn fields_read(e: &Entry) -> u64 {
+    let bit = |f: &Filter| f.field.map_or(0, |i| 1u64 << i);
+    e.items
+        .iter()
+        .map(|item| match item {
+            Item::Filter(f) => bit(f),
+            Item::Rule { filters, .. } => filters.iter().map(bit).fold(0, |a, b| a | b),
+        })
+        .fold(0, |a, b| a | b)
 }
 
 fn entry(spec: &EntrySpec, kind: &EventKind) -> Entry {

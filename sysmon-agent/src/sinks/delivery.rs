@@ -1,8 +1,13 @@
 //! Getting datagrams to the syslog daemon across its restarts without losing any silently.
 //!
+//! The socket is non-blocking: the agent's reader thread never waits for the daemon. When
+//! the daemon's queue is full (busy or stuck), messages wait in our queue like when it is
+//! away, and go out as soon as it reads again.
+//!
 //! Two ways to lose a message, two remedies:
-//! - the daemon is away (socket missing, refused, stuck): messages wait in a bounded queue,
-//!   oldest first, and are resent in order when it is back; what does not fit is counted.
+//! - the daemon is away (socket missing, refused, busy, stuck): messages wait in a bounded
+//!   queue, oldest first, and are resent in order when it is back; what does not fit is
+//!   counted.
 //! - the daemon exits with messages still in its socket's receive queue: the kernel frees
 //!   them, and a datagram sender is not told. So the last messages sent are kept until they
 //!   are known to be read: the socket's output count (SIOCOUTQ: bytes sent and not yet read)
@@ -24,8 +29,8 @@ const QUEUE_MAX_BYTES: usize = 64 << 20;
 pub const QUEUE_MAX_MESSAGES: usize = 200_000;
 /// How often to try again while syslog is away (each try is a syscall).
 const RETRY: Duration = Duration::from_millis(100);
-/// A send blocked this long (the daemon stopped reading) counts as failed.
-const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// ... and while its queue is full (it is reading, just slower than we send).
+const RETRY_BUSY: Duration = Duration::from_millis(2);
 /// Ask the socket whether everything was read every this many sends or this often,
 /// whichever comes first: rarely at high rates, at every send at low ones.
 const CHECK_EVERY: u32 = 64;
@@ -86,6 +91,12 @@ impl Delivery {
                 Err(e) if too_big(&e) => {
                     self.drop_one();
                     return Err(e);
+                }
+                Err(e) if busy(&e) => {
+                    // The reader is alive: nothing to resend, this one waits its turn.
+                    let buf = self.copy(msg);
+                    self.enqueue_back(buf);
+                    self.next_retry = Instant::now() + RETRY_BUSY;
                 }
                 Err(_) => {
                     let buf = self.copy(msg);
@@ -196,6 +207,12 @@ impl Delivery {
                     self.drop_one();
                     self.spare.push(msg);
                 }
+                Err(e) if busy(&e) => {
+                    self.queued_bytes += msg.len();
+                    self.queue.push_front(msg);
+                    self.next_retry = Instant::now() + RETRY_BUSY;
+                    return false;
+                }
                 Err(_) => {
                     self.queued_bytes += msg.len();
                     self.queue.push_front(msg);
@@ -210,6 +227,30 @@ impl Delivery {
 
     pub fn pending(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Gives up on every message that waits (counted as dropped); returns how many.
+    pub fn discard(&mut self) -> usize {
+        let n = self.queue.len();
+        self.spare.extend(self.queue.drain(..));
+        self.queued_bytes = 0;
+        self.dropped += n as u64;
+        self.failed += n as u64;
+        n
+    }
+
+    /// When to try again, if messages wait.
+    pub fn retry_at(&self) -> Option<Instant> {
+        (!self.queue.is_empty()).then_some(self.next_retry)
+    }
+
+    /// Whether `n` more messages (of a typical size) fit in the queue: the agent stops
+    /// reading records while they would not, so that a storm the daemon cannot keep up with
+    /// is dropped (and counted) in the kernel, per record kind.
+    pub fn room_for(&self, n: usize) -> bool {
+        const TYPICAL: usize = 4096;
+        self.queue.len() + n <= QUEUE_MAX_MESSAGES
+            && self.queued_bytes + n * TYPICAL <= QUEUE_MAX_BYTES
     }
 
     /// Messages dropped since the last call.
@@ -246,7 +287,7 @@ impl Delivery {
                 self.unconfirmed.push_back(copy);
                 Ok(())
             }
-            Err(e) if too_big(&e) => Err(e),
+            Err(e) if too_big(&e) || busy(&e) => Err(e),
             Err(e) => {
                 self.sock = None;
                 Err(e)
@@ -258,7 +299,7 @@ impl Delivery {
         self.sock = None;
         let sock = UnixDatagram::unbound()?;
         sock.connect(&self.path)?;
-        sock.set_write_timeout(Some(SEND_TIMEOUT))?;
+        sock.set_nonblocking(true)?;
         self.sock = Some(sock);
         Ok(())
     }
@@ -294,6 +335,11 @@ impl Delivery {
         self.dropped += 1;
         self.failed += 1;
     }
+}
+
+/// The daemon's queue is full: it is alive, the message can go later on this socket.
+fn busy(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
 }
 
 /// Bytes sent on this socket and not yet read by the receiver (SIOCOUTQ).
@@ -396,6 +442,39 @@ mod tests {
         d.send(b"3").unwrap();
         assert_eq!(recv_all(&second), ["1", "2", "3"]);
         assert_eq!(d.resent, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A reader that stops reading (busy or stuck) does not block the sender: what its
+    /// queue cannot take waits in ours, and arrives once, in order, when it reads again.
+    #[test]
+    fn a_full_reader_queue_does_not_block() {
+        let dir = socket_dir("busy");
+        let path = dir.join("log.sock");
+        let reader = UnixDatagram::bind(&path).unwrap();
+        let mut d = Delivery::new(&path);
+        let n = 3000; // more than any max_dgram_qlen default
+        let msgs: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+        for m in &msgs[..n / 2] {
+            let _ = d.send(m.as_bytes());
+        }
+        let ends: Vec<usize> = msgs[n / 2..]
+            .iter()
+            .scan(0, |end, m| {
+                *end += m.len();
+                Some(*end)
+            })
+            .collect();
+        d.send_batch(msgs[n / 2..].concat().as_bytes(), &ends);
+        assert!(d.pending() > 0, "the reader's queue should have filled");
+        let mut got = Vec::new();
+        while d.pending() > 0 {
+            got.extend(recv_all(&reader));
+            d.retry();
+        }
+        got.extend(recv_all(&reader));
+        assert_eq!(got, msgs);
+        assert_eq!((d.take_dropped(), d.failed, d.resent), (0, 0, 0));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

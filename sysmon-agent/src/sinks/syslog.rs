@@ -74,6 +74,21 @@ impl Syslog {
         self.delivery.retry()
     }
 
+    /// Gives up on what waits (counted as dropped); returns how many.
+    pub fn discard(&mut self) -> usize {
+        self.delivery.discard()
+    }
+
+    /// When to try again, if messages wait.
+    pub fn retry_at(&self) -> Option<std::time::Instant> {
+        self.delivery.retry_at()
+    }
+
+    /// Whether `n` more messages fit in the wait queue.
+    pub fn room_for(&self, n: usize) -> bool {
+        self.delivery.room_for(n)
+    }
+
     /// Messages waiting for syslog.
     pub fn pending(&self) -> usize {
         self.delivery.pending()
