@@ -34,6 +34,7 @@ fn main() {
         config_hash: None,
         debug: false,
         syslog_path: sock_path,
+        outputs: Default::default(),
         state_dir: dir.join("state"),
         btf: None,
         reload: None,

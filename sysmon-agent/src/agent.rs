@@ -22,7 +22,11 @@ use crate::{
     render::{self, xml::Host},
     rules::Config,
     service::{limit::ErrorLimit, record_id::RecordIds},
-    sinks::syslog::{self, Syslog},
+    sinks::{
+        file::FileSink,
+        outputs::Outputs,
+        syslog::{self, Syslog},
+    },
 };
 
 /// How the agent runs.
@@ -35,6 +39,8 @@ pub struct Settings {
     /// `-t`: also print every event to stdout in the sysmonLogView layout.
     pub debug: bool,
     pub syslog_path: PathBuf,
+    /// `-o`: syslog and/or the agent's own files.
+    pub outputs: Outputs,
     pub state_dir: PathBuf,
     pub btf: Option<PathBuf>,
     /// SIGHUP: reads the installed configuration again (`None`: SIGHUP is ignored).
@@ -67,7 +73,9 @@ pub struct Pipeline {
     text: String,
     host: Host,
     ids: RecordIds,
-    syslog: Syslog,
+    /// `None` when `-o` leaves syslog out.
+    syslog: Option<Syslog>,
+    files: Files,
     /// `-t` output, flushed after each batch of records.
     stdout: Option<std::io::BufWriter<std::io::Stdout>>,
     errors: ErrorLimit,
@@ -85,6 +93,33 @@ pub struct Stats {
     pub emitted: u64,
     pub kernel_drops: u64,
     pub sink_drops: u64,
+    pub file_drops: u64,
+}
+
+/// The agent's own log files (`-o json`, `-o xml`) and their reused buffers.
+#[derive(Default)]
+struct Files {
+    json: Option<FileSink>,
+    xml: Option<FileSink>,
+    line: Vec<u8>,
+    system_time: String,
+    /// Lines the files could not take that no event 255 has reported yet.
+    unreported_drops: u64,
+}
+
+impl Files {
+    fn new(o: &Outputs) -> Self {
+        Files {
+            json: o.json.as_ref().map(|p| FileSink::new(p, o.rotation)),
+            xml: o.xml.as_ref().map(|p| FileSink::new(p, o.rotation)),
+            line: Vec::with_capacity(4096),
+            ..Files::default()
+        }
+    }
+
+    fn all(&mut self) -> impl Iterator<Item = &mut FileSink> {
+        self.json.iter_mut().chain(self.xml.iter_mut())
+    }
 }
 
 impl Pipeline {
@@ -104,7 +139,11 @@ impl Pipeline {
             text: String::with_capacity(4096),
             host: Host::this(),
             ids,
-            syslog: Syslog::new(&settings.syslog_path),
+            syslog: settings
+                .outputs
+                .syslog
+                .then(|| Syslog::new(&settings.syslog_path)),
+            files: Files::new(&settings.outputs),
             stdout: settings
                 .debug
                 .then(|| std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())),
@@ -210,13 +249,19 @@ impl Pipeline {
     /// syslog has caught up (so that the report itself is not dropped) and the rate limit
     /// lets it through (else the count grows until it does).
     pub fn tick(&mut self) {
-        self.syslog.flush();
-        self.syslog.retry();
-        let dropped = self.syslog.take_dropped();
+        self.file_tick();
+        let Some(syslog) = &mut self.syslog else {
+            self.flush();
+            return;
+        };
+        syslog.flush();
+        syslog.retry();
+        let dropped = syslog.take_dropped();
+        let caught_up = syslog.pending() == 0;
         self.stats.sink_drops += dropped;
         self.unreported_sink_drops += dropped;
         let n = self.unreported_sink_drops;
-        if n > 0 && self.syslog.pending() == 0 && self.can_report() {
+        if n > 0 && caught_up && self.can_report() {
             self.unreported_sink_drops = 0;
             let msg = format!(
                 "syslog could not take {n} events (unreachable or too large); they are lost"
@@ -226,16 +271,51 @@ impl Pipeline {
         self.flush();
     }
 
+    /// The files' share of the tick: retry after a failure, and once every file has caught
+    /// up, event 255 `FileSinkDrops` with what they could not keep.
+    fn file_tick(&mut self) {
+        let (mut caught_up, mut dropped) = (true, 0);
+        for f in self.files.all() {
+            f.retry();
+            dropped += f.take_dropped();
+            caught_up &= f.pending() == 0;
+        }
+        self.stats.file_drops += dropped;
+        self.files.unreported_drops += dropped;
+        let n = self.files.unreported_drops;
+        if n > 0 && caught_up && self.can_report() {
+            self.files.unreported_drops = 0;
+            let msg = format!(
+                "the log files could not take {n} events (disk full or not writable); \
+                 they are lost"
+            );
+            self.error("FileSinkDrops", &msg);
+        }
+    }
+
     /// At stop: a last try to hand syslog what still waits; returns how many are lost.
     pub fn finish(&mut self) -> (usize, u64) {
         self.flush();
-        self.syslog.retry();
-        (self.syslog.pending(), self.syslog.resent())
+        for f in self.files.all() {
+            f.retry();
+        }
+        match &mut self.syslog {
+            Some(syslog) => {
+                syslog.retry();
+                (syslog.pending(), syslog.resent())
+            }
+            None => (0, 0),
+        }
     }
 
-    /// Ends a batch: what is buffered for syslog and stdout goes out.
+    /// Ends a batch: what is buffered for syslog, the files and stdout goes out.
     pub fn flush(&mut self) {
-        self.syslog.flush();
+        if let Some(syslog) = &mut self.syslog {
+            syslog.flush();
+        }
+        for f in self.files.all() {
+            f.flush();
+        }
         if let Some(out) = &mut self.stdout {
             let _ = out.flush();
         }
@@ -251,15 +331,36 @@ impl Pipeline {
             self.event.set(0, decision.rule_name.unwrap_or(""));
         }
         self.config.field_sizes.apply(&mut self.event);
-        self.xml.clear();
         let id = self.ids.take();
-        render::xml::render(&mut self.xml, &self.event, &self.host, id, clock::wall_ns());
-        let severity = if self.event.id() == schema::ERROR {
-            syslog::ERR
-        } else {
-            syslog::INFO
-        };
-        self.syslog.send(severity, &self.xml);
+        let now = clock::wall_ns();
+        if self.syslog.is_some() || self.files.xml.is_some() {
+            self.xml.clear();
+            render::xml::render(&mut self.xml, &self.event, &self.host, id, now);
+        }
+        if let Some(syslog) = &mut self.syslog {
+            let severity = if self.event.id() == schema::ERROR {
+                syslog::ERR
+            } else {
+                syslog::INFO
+            };
+            syslog.send(severity, &self.xml);
+        }
+        if let Some(xml) = &mut self.files.xml {
+            xml.push(self.xml.as_bytes());
+        }
+        let Files {
+            json,
+            line,
+            system_time,
+            ..
+        } = &mut self.files;
+        if let Some(json) = json {
+            system_time.clear();
+            clock::write_system_time(system_time, now);
+            line.clear();
+            render::json::render(line, &self.event, &self.host, id, system_time);
+            json.push(line);
+        }
         if let Some(out) = &mut self.stdout {
             self.text.clear();
             render::layout::render(&mut self.text, &self.event);
@@ -389,7 +490,8 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     let s = pipeline.stats;
     eprintln!(
         "sysmon: stopped; records {}, bad records {}, events {}; by kind:{}; syslog drops {}, \
-         resent after syslog restarts {resent}, unsent at stop {unsent}; kernel drops {}",
+         resent after syslog restarts {resent}, unsent at stop {unsent}; kernel drops {}; \
+         file drops {}",
         s.records,
         s.bad_records,
         s.emitted,
@@ -398,7 +500,8 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             .map(|k| format!(" {k:?} {}", s.by_kind[*k as usize]))
             .collect::<String>(),
         s.sink_drops,
-        s.kernel_drops
+        s.kernel_drops,
+        s.file_drops
     );
     Ok(())
 }

@@ -1,4 +1,6 @@
-//! Turning an event into text: Sysmon's XML (spec §2.2) and the sysmonLogView layout.
+//! Turning an event into text: Sysmon's XML (spec §2.2), JSON lines and the sysmonLogView
+//! layout.
 
+pub mod json;
 pub mod layout;
 pub mod xml;
