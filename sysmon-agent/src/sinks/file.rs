@@ -152,12 +152,13 @@ impl FileSink {
                 }
             }
             let file = self.file.as_mut().unwrap();
+            reserve(file, self.size, take)?;
             let n = file.write(&self.pending[..take])?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
-            // A short write (the disk filled up): keep its whole lines, cut the rest off so
-            // that no reader ever sees half an event, and let the next write say why.
+            // A short write all the same (a filesystem without `fallocate`): keep its whole
+            // lines, cut the rest off, and let the next write say why.
             let whole = if n < take {
                 memrchr(b'\n', &self.pending[..n]).map_or(0, |i| i + 1)
             } else {
@@ -253,6 +254,29 @@ fn cut_partial_line(file: &File, len: u64) -> io::Result<u64> {
     }
     file.set_len(end)?;
     Ok(end)
+}
+
+/// Reserves the blocks of the next write without changing the file's size: on a full disk
+/// it fails as a whole (ENOSPC) instead of the write stopping in the middle of a line.
+/// Filesystems that cannot do it (NFS, some FUSE) are written without.
+fn reserve(file: &File, at: u64, len: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let r = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_KEEP_SIZE,
+            at as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
