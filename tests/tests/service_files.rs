@@ -218,13 +218,24 @@ fn json_and_xml_files_agree_line_by_line() {
     let dir = std::fs::metadata(json.parent().unwrap()).unwrap();
     assert_eq!(dir.permissions().mode() & 0o777, 0o750);
 
-    // -c keeps the sinks: a restart after it still writes the files.
+    // -c keeps the sinks: a start after it (what the unit runs) still writes the files.
     t.ok(&["-c", "cfg.xml"]);
-    let (before_json, before_xml) = (js.len(), xs.len());
+    t.ok(&["-u"]);
+    let (before_json, before_xml) = (json_lines(&json).len(), xml_lines(&xml).len());
+    t.ok(&["-service"]);
+    let pid = t.daemon().expect("the restarted daemon") as u64;
+    let started = |v: &Value| v["EventID"] == 4 && v["State"] == "Started";
+    wait_for(
+        || json_lines(&json)[before_json..].iter().any(started),
+        "Started from the restarted daemon in the JSON file",
+    );
+    assert!(
+        xml_lines(&xml).len() > before_xml,
+        "the XML file was left out"
+    );
+    assert!(pid > 0);
     t.ok(&["-u"]);
     assert!(json.exists() && xml.exists(), "-u removed the log files");
-    assert!(json_lines(&json).len() > before_json, "no Stopped event");
-    assert!(xml_lines(&xml).len() > before_xml);
     t.ok(&["-u", "force"]);
     assert!(
         json.exists() && xml.exists(),
