@@ -103,8 +103,8 @@ struct Files {
     xml: Option<FileSink>,
     line: Vec<u8>,
     system_time: String,
-    /// Lines the files could not take that no event 255 has reported yet.
-    unreported_drops: u64,
+    /// Lines the json and xml files could not take that no event 255 has reported yet.
+    unreported_drops: [u64; 2],
 }
 
 impl Files {
@@ -274,20 +274,41 @@ impl Pipeline {
     /// The files' share of the tick: retry after a failure, and once every file has caught
     /// up, event 255 `FileSinkDrops` with what they could not keep.
     fn file_tick(&mut self) {
-        let (mut caught_up, mut dropped) = (true, 0);
-        for f in self.files.all() {
+        let mut caught_up = true;
+        let Files {
+            json,
+            xml,
+            unreported_drops,
+            ..
+        } = &mut self.files;
+        for (f, n) in [json, xml].into_iter().zip(unreported_drops.iter_mut()) {
+            let Some(f) = f else { continue };
             f.retry();
-            dropped += f.take_dropped();
+            let dropped = f.take_dropped();
+            *n += dropped;
+            self.stats.file_drops += dropped;
             caught_up &= f.pending() == 0;
         }
-        self.stats.file_drops += dropped;
-        self.files.unreported_drops += dropped;
-        let n = self.files.unreported_drops;
+        // Both files usually lose the same events: the count is per file, not summed.
+        let n = self
+            .files
+            .unreported_drops
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
         if n > 0 && caught_up && self.can_report() {
-            self.files.unreported_drops = 0;
+            let f = &mut self.files;
+            let each: Vec<String> = [&f.json, &f.xml]
+                .into_iter()
+                .zip(f.unreported_drops)
+                .filter_map(|(sink, n)| Some(format!("{} {n}", sink.as_ref()?.path().display())))
+                .collect();
+            f.unreported_drops = [0; 2];
             let msg = format!(
-                "the log files could not take {n} events (disk full or not writable); \
-                 they are lost"
+                "the log files could not take {n} events (disk full or not writable; {}); \
+                 they are lost",
+                each.join(", ")
             );
             self.error("FileSinkDrops", &msg);
         }

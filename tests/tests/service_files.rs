@@ -458,14 +458,16 @@ fn full_filesystem_counts_what_is_lost() {
     let Some(_serial) = kernel_test("file_full_disk") else {
         return;
     };
-    // Each event carries a 32 KiB command line; the queue (8 MiB) holds about 250 of them.
+    // Each event carries a 32 KiB command line; a file's queue (8 MiB) holds about 250 of
+    // them. Both files on the small disk: each counts its own losses.
     const N: usize = 600;
     let token = format!("full-{}", unique());
     let t = Install::new("full");
-    let disk = Tmpfs::mount(t.path("full"), "16m");
+    let disk = Tmpfs::mount(t.path("full"), "24m");
     let json = disk.0.join("sysmon.json");
+    let xml = disk.0.join("sysmon.xml");
     std::fs::write(t.path("cfg.xml"), config_for(&token)).unwrap();
-    let list = format!("json={}", json.display());
+    let list = format!("json={},xml={}", json.display(), xml.display());
     t.ok(&["-accepteula", "-i", "cfg.xml", "-o", &list]);
     let pid = t.daemon().expect("daemon");
     wait_for(
@@ -487,18 +489,21 @@ fn full_filesystem_counts_what_is_lost() {
     }
     assert_eq!(t.daemon(), Some(pid), "the daemon stopped on a full disk");
     std::fs::remove_file(&filler).unwrap();
-    let reported = |lines: &[Value]| -> Option<u64> {
+    // "… (disk full or not writable; <json path> <n>, <xml path> <n>) …", per file.
+    let reported_for = |lines: &[Value], file: &Path| -> Option<u64> {
+        let key = format!("{} ", file.display());
         lines
             .iter()
             .filter(|v| v["EventID"] == 255 && v["ID"] == "FileSinkDrops")
             .filter_map(|v| v["Description"].as_str())
             .map(|d| {
-                d.split_whitespace()
-                    .find_map(|w| w.parse::<u64>().ok())
-                    .unwrap()
+                let at = d.find(&key).unwrap() + key.len();
+                let digits: String = d[at..].chars().take_while(char::is_ascii_digit).collect();
+                digits.parse::<u64>().unwrap()
             })
             .reduce(|a, b| a + b)
     };
+    let reported = |lines: &[Value]| reported_for(lines, &json);
     wait_for(
         || reported(&json_lines(&json)).is_some(),
         "event 255 FileSinkDrops",
@@ -512,6 +517,17 @@ fn full_filesystem_counts_what_is_lost() {
         N as u64,
         "an exec neither written nor counted"
     );
+    let xml_written = xml_lines(&xml)
+        .iter()
+        .filter(|(_, e)| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token)))
+        .count();
+    let xml_lost = reported_for(&lines, &xml).unwrap();
+    eprintln!("xml: written {xml_written}, reported lost {xml_lost}");
+    assert_eq!(
+        xml_written as u64 + xml_lost,
+        N as u64,
+        "the XML file's count"
+    );
     assert_eq!(t.daemon(), Some(pid), "the daemon did not survive");
     // And it writes on.
     let after = format!("{token}-after");
@@ -522,4 +538,5 @@ fn full_filesystem_counts_what_is_lost() {
     );
     t.ok(&["-u"]);
     assert_whole(&json);
+    assert_whole(&xml);
 }
