@@ -1,18 +1,26 @@
-//! Forwarding with the shipped rsyslog files: a sender (`configs/rsyslog-forward-relp.conf`)
-//! and a collector (`configs/rsyslog-collector-relp.conf`), two private rsyslogd on
-//! loopback, adapted by this test only in paths and port. The collector goes away for 10 s
-//! in the middle of 5 000 events; all of them must reach its per-host file.
+//! Forwarding with the shipped rsyslog files: a sender (`configs/rsyslog-forward-relp.conf`,
+//! in the installed host's private rsyslogd) and a collector
+//! (`configs/rsyslog-collector-relp.conf`), two private rsyslogd on loopback, adapted by this
+//! test only in paths and port. The collector goes away for 10 s in the middle of 5 000
+//! events; all of them must reach its per-host file.
 
 use std::{
     collections::HashMap,
     fs,
-    os::unix::net::UnixDatagram,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
-use sysmon_tests::{TempDir, rsyslog, unique};
+use sysmon_tests::{
+    TempDir, events, kernel_test, rsyslog,
+    service::{self, Install, creates_with, exec_true},
+    unique,
+};
 
 const FORWARD: &str = include_str!("../../configs/rsyslog-forward-relp.conf");
 const COLLECTOR: &str = include_str!("../../configs/rsyslog-collector-relp.conf");
@@ -87,112 +95,138 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn forwarding_survives_a_collector_outage() {
-    if rsyslog::binary().is_none() || !relp_installed() {
-        let why = "rsyslogd with rsyslog-relp is not installed (cargo xtask setup installs it)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        eprintln!("skipped forwarding_survives_a_collector_outage: {why}");
-        return;
-    }
-    const N: usize = 5000;
-    let dir = TempDir::new("relp");
-    let port = free_port().to_string();
-    let remote = dir.0.join("remote");
-    for d in ["sender", "collector"] {
-        fs::create_dir_all(dir.0.join(d)).unwrap();
-    }
-
-    // Only paths and the port change; the collector also listens on loopback only.
-    let collector_conf = format!(
+/// The collector's config: the shipped file on a private port, loopback only, its files
+/// under `dir/remote`.
+fn collector_conf(dir: &Path, port: &str) -> String {
+    format!(
         "global(workDirectory=\"{}\")\n{}",
-        dir.0.join("collector").display(),
+        dir.join("collector").display(),
         COLLECTOR
-            .replace("/var/log/sysmon-remote", &remote.display().to_string())
+            .replace(
+                "/var/log/sysmon-remote",
+                &dir.join("remote").display().to_string()
+            )
             .replace(
                 "port=\"2514\"",
                 &format!("port=\"{port}\" address=\"127.0.0.1\"")
             )
-    );
-    let socket = dir.0.join("log.sock");
-    let sender_conf = format!(
-        "global(workDirectory=\"{}\" maxMessageSize=\"128k\")\n\
-         module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
-         input(type=\"imuxsock\" Socket=\"{}\" RateLimit.Interval=\"0\")\n{}",
-        dir.0.join("sender").display(),
-        socket.display(),
-        FORWARD
-            .replace("collector.example.org", "127.0.0.1")
-            .replace("port=\"2514\"", &format!("port=\"{port}\""))
-    );
-    assert!(sender_conf.contains("queue.saveOnShutdown=\"on\""));
-    assert!(sender_conf.contains("action.resumeRetryCount=\"-1\""));
-    let mut collector = Daemon::start(&dir.0, "collector", &collector_conf);
-    let _sender = Daemon::start(&dir.0, "sender", &sender_conf);
-    rsyslog::wait_for(|| socket.exists(), "the sender's socket");
+    )
+}
 
-    let token = format!("fwd-{}", unique());
-    let sock = UnixDatagram::unbound().unwrap();
-    let send = |i: usize| {
-        // As the agent sends them: ident `sysmon`, facility user, severity info.
-        let msg = format!("<14>Jan  1 00:00:00 sysmon: <Event>{token} {i}</Event>");
-        sock.send_to(msg.as_bytes(), &socket).unwrap();
-    };
-    let counts = || -> HashMap<usize, usize> {
-        let mut counts = HashMap::new();
-        for entry in fs::read_dir(&remote).into_iter().flatten() {
-            let text = fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
-            for line in text.lines().filter(|l| l.contains(&token)) {
-                let n = line
-                    .rsplit(' ')
-                    .next()
-                    .and_then(|w| w.strip_suffix("</Event>"))
-                    .and_then(|w| w.parse().ok())
-                    .unwrap_or_else(|| panic!("bad line: {line}"));
-                *counts.entry(n).or_insert(0) += 1;
+/// The sender's file: the shipped one pointed at 127.0.0.1:`port`.
+fn forward_conf(port: &str) -> String {
+    FORWARD
+        .replace("collector.example.org", "127.0.0.1")
+        .replace("port=\"2514\"", &format!("port=\"{port}\""))
+}
+
+/// How often each event line holding `token` is in the collector's files, by CommandLine.
+fn received(remote: &Path, token: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for entry in fs::read_dir(remote).into_iter().flatten() {
+        let lines = service::lines(&entry.unwrap().path());
+        for e in events::parse_lines(&lines) {
+            if let Some(c) = e.get("CommandLine").filter(|c| c.contains(token)) {
+                *counts.entry(c.to_string()).or_insert(0) += 1;
             }
         }
-        counts
-    };
-
-    for i in 0..N / 2 {
-        send(i);
     }
-    rsyslog::wait_for(|| !counts().is_empty(), "the first events at the collector");
-    // The collector goes away for 10 s; the second half is sent meanwhile.
+    counts
+}
+
+/// The installed daemon's events through the host's rsyslogd (the shipped forwarding file
+/// beside the `-i` split) over RELP to a collector rsyslogd (the shipped collector file);
+/// the collector stops for 10 s in the middle of 5 000 execs.
+#[test]
+fn forwarding_survives_a_collector_outage() {
+    if !relp_installed() {
+        let why = "rsyslog-relp is not installed (cargo xtask setup installs it)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        eprintln!("skipped forwarding_survives_a_collector_outage: {why}");
+        return;
+    }
+    let Some(_serial) = kernel_test("forwarding") else {
+        return;
+    };
+    const N: usize = 5000;
+    let dir = TempDir::new("relp");
+    fs::create_dir_all(dir.0.join("collector")).unwrap();
+    let port = free_port().to_string();
+    let remote = dir.0.join("remote");
+    let mut collector = Daemon::start(&dir.0, "collector", &collector_conf(&dir.0, &port));
+
+    let token = format!("fwd-{}", unique());
+    let t = Install::new("relp");
+    let forward = forward_conf(&port);
+    assert!(forward.contains("queue.saveOnShutdown=\"on\""));
+    assert!(forward.contains("action.resumeRetryCount=\"-1\""));
+    fs::create_dir_all(t.path("etc/rsyslog.d")).unwrap();
+    // Where the README says to put it: before 30-sysmon.conf, which `-i` adds.
+    fs::write(t.path("etc/rsyslog.d/20-sysmon-forward.conf"), forward).unwrap();
+    fs::write(t.path("cfg.xml"), config_for(&token)).unwrap();
+    t.ok(&["-accepteula", "-i", "cfg.xml"]);
+
+    let done = Arc::new(AtomicUsize::new(0));
+    let worker = {
+        let (token, done) = (token.clone(), done.clone());
+        std::thread::spawn(move || {
+            for i in 0..N {
+                exec_true(&format!("{token}-{i}"));
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    rsyslog::wait_for(
+        || done.load(Ordering::Relaxed) >= N / 3 && !received(&remote, &token).is_empty(),
+        "a third of the execs and the first events at the collector",
+    );
     let outage = Instant::now();
     collector.stop();
-    for i in N / 2..N {
-        send(i);
-    }
     std::thread::sleep(Duration::from_secs(10).saturating_sub(outage.elapsed()));
+    let (execs, arrived) = (
+        done.load(Ordering::Relaxed),
+        received(&remote, &token).len(),
+    );
+    assert!(arrived < N, "the outage held nothing back");
     collector.spawn();
-    let mut last = 0;
-    let start = Instant::now();
-    // The sender retries every few seconds: wait for progress rather than a fixed time.
+    worker.join().unwrap();
+    eprintln!("when the collector came back: {execs} execs done, {arrived} at the collector");
+    // The sender retries every few seconds: wait as long as there is progress.
+    let (mut last, mut since) = (0, Instant::now());
     loop {
-        let n = counts().len();
+        let n = received(&remote, &token).len();
         if n == N {
             break;
         }
         if n > last {
-            last = n;
-        } else {
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "only {n} of {N} events reached the collector"
-            );
+            (last, since) = (n, Instant::now());
         }
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "only {n} of {N} events reached the collector"
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
-    let counts = counts();
-    assert!((0..N).all(|i| counts.contains_key(&i)));
+    // Also in the host's own file, as before.
+    assert_eq!(creates_with(&t.events(), &token), N);
+    let counts = received(&remote, &token);
     let extra: usize = counts.values().map(|c| c - 1).sum();
-    eprintln!("all {N} events at the collector; {extra} sent twice");
+    eprintln!("all {N} events at the collector; {extra} received twice");
     assert!(
         extra <= RELP_WINDOW,
         "{extra} duplicates, more than one RELP window"
     );
     let files: Vec<_> = fs::read_dir(&remote).unwrap().collect();
     assert_eq!(files.len(), 1, "one file per sending host");
+    t.ok(&["-u"]);
+}
+
+/// Only ProcessCreate of this test's execs.
+fn config_for(token: &str) -> String {
+    format!(
+        "<Sysmon schemaversion=\"4.22\">\n  <EventFiltering>\n    <ProcessCreate \
+         onmatch=\"include\">\n      <CommandLine condition=\"contains\">{token}</CommandLine>\n    \
+         </ProcessCreate>\n    <ProcessTerminate onmatch=\"include\"/>\n  </EventFiltering>\n\
+         </Sysmon>\n"
+    )
 }
