@@ -26,7 +26,11 @@ use crate::{
     render::{self, xml::Host},
     rules::Config,
     service::{limit::ErrorLimit, record_id::RecordIds},
-    sinks::syslog::{self, Syslog},
+    sinks::{
+        file::FileSink,
+        outputs::Outputs,
+        syslog::{self, Syslog},
+    },
 };
 
 /// How the agent runs.
@@ -39,6 +43,8 @@ pub struct Settings {
     /// `-t`: also print every event to stdout in the sysmonLogView layout.
     pub debug: bool,
     pub syslog_path: PathBuf,
+    /// `-o`: syslog and/or the agent's own files.
+    pub outputs: Outputs,
     pub state_dir: PathBuf,
     pub btf: Option<PathBuf>,
     /// SIGHUP: reads the installed configuration again (`None`: SIGHUP is ignored).
@@ -83,7 +89,9 @@ pub struct Pipeline {
     text: String,
     host: Host,
     ids: RecordIds,
-    syslog: Syslog,
+    /// `None` when `-o` leaves syslog out.
+    syslog: Option<Syslog>,
+    files: Files,
     /// `-t` output, flushed after each batch of records.
     stdout: Option<std::io::BufWriter<std::io::Stdout>>,
     errors: ErrorLimit,
@@ -101,6 +109,33 @@ pub struct Stats {
     pub emitted: u64,
     pub kernel_drops: u64,
     pub sink_drops: u64,
+    pub file_drops: u64,
+}
+
+/// The agent's own log files (`-o json`, `-o xml`) and their reused buffers.
+#[derive(Default)]
+struct Files {
+    json: Option<FileSink>,
+    xml: Option<FileSink>,
+    line: Vec<u8>,
+    system_time: String,
+    /// Lines the json and xml files could not take that no event 255 has reported yet.
+    unreported_drops: [u64; 2],
+}
+
+impl Files {
+    fn new(o: &Outputs) -> Self {
+        Files {
+            json: o.json.as_ref().map(|p| FileSink::new(p, o.rotation)),
+            xml: o.xml.as_ref().map(|p| FileSink::new(p, o.rotation)),
+            line: Vec::with_capacity(4096),
+            ..Files::default()
+        }
+    }
+
+    fn all(&mut self) -> impl Iterator<Item = &mut FileSink> {
+        self.json.iter_mut().chain(self.xml.iter_mut())
+    }
 }
 
 impl Pipeline {
@@ -120,7 +155,11 @@ impl Pipeline {
             text: String::with_capacity(4096),
             host: Host::this(),
             ids,
-            syslog: Syslog::new(&settings.syslog_path),
+            syslog: settings
+                .outputs
+                .syslog
+                .then(|| Syslog::new(&settings.syslog_path)),
+            files: Files::new(&settings.outputs),
             stdout: settings
                 .debug
                 .then(|| std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())),
@@ -226,13 +265,19 @@ impl Pipeline {
     /// syslog has caught up (so that the report itself is not dropped) and the rate limit
     /// lets it through (else the count grows until it does).
     pub fn tick(&mut self) {
-        self.syslog.flush();
-        self.syslog.retry();
-        let dropped = self.syslog.take_dropped();
+        self.file_tick();
+        let Some(syslog) = &mut self.syslog else {
+            self.flush();
+            return;
+        };
+        syslog.flush();
+        syslog.retry();
+        let dropped = syslog.take_dropped();
+        let caught_up = syslog.pending() == 0;
         self.stats.sink_drops += dropped;
         self.unreported_sink_drops += dropped;
         let n = self.unreported_sink_drops;
-        if n > 0 && self.syslog.pending() == 0 && self.can_report() {
+        if n > 0 && caught_up && self.can_report() {
             self.unreported_sink_drops = 0;
             let msg = format!(
                 "syslog could not take {n} events (unreachable or too large); they are lost"
@@ -242,13 +287,20 @@ impl Pipeline {
         self.flush();
     }
 
-    /// Hands syslog what still waits, trying until `until`; returns how many wait still.
+    /// Hands syslog and the files what still waits, trying until `until`; returns how many
+    /// wait still for syslog.
     fn finish(&mut self, until: Instant) -> usize {
         self.flush();
-        while !self.syslog.retry() && Instant::now() < until {
+        for f in self.files.all() {
+            f.retry();
+        }
+        let Some(syslog) = &mut self.syslog else {
+            return 0;
+        };
+        while !syslog.retry() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(2));
         }
-        self.syslog.pending()
+        syslog.pending()
     }
 
     /// At stop: what waits for syslog gets until `until`; what it cannot take by then is
@@ -257,33 +309,86 @@ impl Pipeline {
     /// were resent after a syslog restart.
     pub fn stop(&mut self, until: Instant) -> (usize, u64) {
         let unsent = self.finish(until);
-        if unsent > 0 {
-            self.syslog.discard();
+        if unsent > 0
+            && let Some(syslog) = &mut self.syslog
+        {
+            syslog.discard();
         }
         // Reports what was dropped, the discarded events included.
         self.tick();
         self.service_state("Stopped");
         let left = self.finish(Instant::now() + STOP_LAST);
-        (unsent + left, self.syslog.resent())
+        let resent = self.syslog.as_ref().map_or(0, |s| s.resent());
+        (unsent + left, resent)
     }
 
     /// When to try syslog again, if events wait for it (busy or away).
     pub fn syslog_retry_at(&self) -> Option<Instant> {
-        self.syslog.retry_at()
+        self.syslog.as_ref().and_then(|s| s.retry_at())
     }
 
     /// Whether the events of one more drain fit in what may wait for syslog.
     pub fn can_drain(&self) -> bool {
-        self.syslog.room_for(DRAIN_MAX)
+        self.syslog.as_ref().is_none_or(|s| s.room_for(DRAIN_MAX))
     }
 
     pub fn retry_syslog(&mut self) {
-        self.syslog.retry();
+        if let Some(syslog) = &mut self.syslog {
+            syslog.retry();
+        }
     }
 
-    /// Ends a batch: what is buffered for syslog and stdout goes out.
+    /// The files' share of the tick: retry after a failure, and once every file has caught
+    /// up, event 255 `FileSinkDrops` with what they could not keep.
+    fn file_tick(&mut self) {
+        let mut caught_up = true;
+        let Files {
+            json,
+            xml,
+            unreported_drops,
+            ..
+        } = &mut self.files;
+        for (f, n) in [json, xml].into_iter().zip(unreported_drops.iter_mut()) {
+            let Some(f) = f else { continue };
+            f.retry();
+            let dropped = f.take_dropped();
+            *n += dropped;
+            self.stats.file_drops += dropped;
+            caught_up &= f.pending() == 0;
+        }
+        // Both files usually lose the same events: the count is per file, not summed.
+        let n = self
+            .files
+            .unreported_drops
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        if n > 0 && caught_up && self.can_report() {
+            let f = &mut self.files;
+            let each: Vec<String> = [&f.json, &f.xml]
+                .into_iter()
+                .zip(f.unreported_drops)
+                .filter_map(|(sink, n)| Some(format!("{} {n}", sink.as_ref()?.path().display())))
+                .collect();
+            f.unreported_drops = [0; 2];
+            let msg = format!(
+                "the log files could not take {n} events (disk full or not writable; {}); \
+                 they are lost",
+                each.join(", ")
+            );
+            self.error("FileSinkDrops", &msg);
+        }
+    }
+
+    /// Ends a batch: what is buffered for syslog, the files and stdout goes out.
     pub fn flush(&mut self) {
-        self.syslog.flush();
+        if let Some(syslog) = &mut self.syslog {
+            syslog.flush();
+        }
+        for f in self.files.all() {
+            f.flush();
+        }
         if let Some(out) = &mut self.stdout {
             let _ = out.flush();
         }
@@ -310,22 +415,42 @@ impl Pipeline {
             self.event.set(0, decision.rule_name.unwrap_or(""));
         }
         self.config.field_sizes.apply(&mut self.event);
-        self.xml.clear();
         let id = self.ids.take();
+        let now = clock::wall_ns();
+        // The event is cut to the budget once, so every sink carries the same values.
+        self.xml.clear();
         render::xml::render_within(
             &mut self.xml,
             &mut self.event,
             &self.host,
             id,
-            clock::wall_ns(),
+            now,
             render::fit::BUDGET,
         );
-        let severity = if self.event.id() == schema::ERROR {
-            syslog::ERR
-        } else {
-            syslog::INFO
-        };
-        self.syslog.send(severity, &self.xml);
+        if let Some(syslog) = &mut self.syslog {
+            let severity = if self.event.id() == schema::ERROR {
+                syslog::ERR
+            } else {
+                syslog::INFO
+            };
+            syslog.send(severity, &self.xml);
+        }
+        if let Some(xml) = &mut self.files.xml {
+            xml.push(self.xml.as_bytes());
+        }
+        let Files {
+            json,
+            line,
+            system_time,
+            ..
+        } = &mut self.files;
+        if let Some(json) = json {
+            system_time.clear();
+            clock::write_system_time(system_time, now);
+            line.clear();
+            render::json::render(line, &self.event, &self.host, id, system_time);
+            json.push(line);
+        }
         if let Some(out) = &mut self.stdout {
             self.text.clear();
             render::layout::render(&mut self.text, &self.event);
@@ -466,7 +591,8 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     let s = pipeline.stats;
     eprintln!(
         "sysmon: stopped; records {}, bad records {}, events {}; by kind:{}; syslog drops {}, \
-         resent after syslog restarts {resent}, unsent at stop {unsent}; kernel drops {}",
+         resent after syslog restarts {resent}, unsent at stop {unsent}; kernel drops {}; \
+         file drops {}",
         s.records,
         s.bad_records,
         s.emitted,
@@ -475,7 +601,8 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             .map(|k| format!(" {k:?} {}", s.by_kind[*k as usize]))
             .collect::<String>(),
         s.sink_drops,
-        s.kernel_drops
+        s.kernel_drops,
+        s.file_drops
     );
     Ok(())
 }
@@ -656,6 +783,7 @@ mod tests {
                 config_hash: None,
                 debug: false,
                 syslog_path: dir.join("no-such.sock"),
+                outputs: Default::default(),
                 state_dir: dir.join("state"),
                 btf: None,
                 reload: None,

@@ -43,6 +43,8 @@ pub struct Args {
     pub btf: Option<PathBuf>,
     /// `-h <algs>` (not as the first argument).
     pub hash_algorithms: Option<String>,
+    /// `-o <sinks>`, checked (see `sinks::outputs`); only with `-i` and `-t`.
+    pub outputs: Option<String>,
 }
 
 /// Sysmon spelling (lower case) → clap long name.
@@ -56,6 +58,7 @@ const SWITCHES: &[(&str, &str)] = &[
     ("accepteula", "accepteula"),
     ("nologo", "nologo"),
     ("h", "hash-algorithms"),
+    ("o", "outputs"),
     ("service", "service"),
     ("-", "defaults"),
 ];
@@ -90,6 +93,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
                 command,
                 btf: None,
                 hash_algorithms: None,
+                outputs: None,
             });
         }
     }
@@ -149,6 +153,7 @@ fn clap_command() -> clap::Command {
                 .long("hash-algorithms")
                 .num_args(1),
         )
+        .arg(Arg::new("outputs").long("outputs").num_args(1))
         .arg(flag("accepteula"))
         .arg(flag("nologo"))
         .arg(flag("service"))
@@ -214,10 +219,18 @@ fn interpret(m: &ArgMatches) -> Result<Args, String> {
     } else {
         return Err("no command given".into());
     };
+    let outputs = value("outputs");
+    if let Some(list) = &outputs {
+        if !matches!(command, Command::Install { .. } | Command::Debug { .. }) {
+            return Err("-o is set at install (-i) or with -t; -c keeps the installed one.".into());
+        }
+        crate::sinks::outputs::Outputs::parse(list, std::path::Path::new("/"))?;
+    }
     Ok(Args {
         command,
         btf: value("btf").map(PathBuf::from),
         hash_algorithms: value("hash-algorithms"),
+        outputs,
     })
 }
 
@@ -242,6 +255,12 @@ Usage:
     sysmon -? [config]           this help, or how to write a configuration
 Options:
     -h <alg>[,<alg>...]          hash algorithms (sha1, md5, sha256, *) unless the config sets them
+    -o <sink>[,<sink>...]        where events go (default: syslog), kept by the install:
+                                 syslog, json[=PATH] (JSON lines, default
+                                 /var/log/sysmon/sysmon.json), xml[=PATH] (the syslog XML,
+                                 one event per line, default /var/log/sysmon/sysmon.xml);
+                                 files rotate at size=N[K|M|G] (100M) keeping keep=N (5);
+                                 a list without syslog turns syslog off
     -btf <file>                  read kernel struct offsets from this BTF file instead of
                                  /sys/kernel/btf/vmlinux
     -accepteula, -nologo         accepted for compatibility
@@ -344,6 +363,23 @@ mod tests {
                 Ok(w) => assert_eq!(got.unwrap(), *w),
                 Err(w) => assert_eq!(got.unwrap_err(), *w),
             }
+        }
+    }
+
+    #[test]
+    fn outputs_switch() {
+        let a = parse(s(&["-i", "c.xml", "-O", "json,syslog,size=10M"])).unwrap();
+        assert_eq!(a.outputs.as_deref(), Some("json,syslog,size=10M"));
+        // (argv, what the message must say)
+        let cases: &[(&[&str], &str)] = &[
+            (&["-i", "-o", "csv"], "unknown item 'csv'"),
+            (&["-i", "-o", "json,size=1Q"], "bad size"),
+            (&["-i", "-o"], "outputs"),
+            (&["-c", "x.xml", "-o", "json"], "set at install"),
+        ];
+        for (argv, want) in cases {
+            let err = parse(s(argv)).expect_err(&format!("{argv:?} should fail"));
+            assert!(err.contains(want), "{argv:?}: {err:?} lacks {want:?}");
         }
     }
 

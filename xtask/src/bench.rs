@@ -1,6 +1,6 @@
 //! Exec storms at fixed rates with the installed daemon running (default config, real
-//! rsyslogd):
-//! the agent's CPU (user+sys over the run), events per second, lost events, peak RSS.
+//! rsyslogd), once per sink (`-o syslog`, `-o json`, `-o xml`): the agent's CPU (user+sys
+//! over the run), events per second, lost events, peak RSS, rsyslogd's CPU.
 
 use std::{
     path::Path,
@@ -9,7 +9,11 @@ use std::{
 };
 
 use anyhow::Result;
-use sysmon_tests::{cpu_secs, service::Install, unique};
+use sysmon_tests::{
+    cpu_secs, events,
+    service::{Install, lines},
+    unique,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,11 +23,25 @@ pub struct Args {
     /// Seconds of load at each rate.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Sinks to measure, each alone (`-o <sink>`).
+    #[arg(long, value_delimiter = ',', default_value = "syslog,json,xml")]
+    sinks: Vec<String>,
 }
 
 pub fn run(bin: &Path, args: &Args) -> Result<()> {
     // SAFETY: set before any thread starts.
     unsafe { std::env::set_var("SYSMON_BIN", bin) };
+    for sink in &args.sinks {
+        if !matches!(sink.as_str(), "syslog" | "json" | "xml") {
+            anyhow::bail!("--sinks: {sink}? (syslog, json, xml)");
+        }
+        println!("\nsink: {sink}");
+        one_sink(sink, args);
+    }
+    Ok(())
+}
+
+fn one_sink(sink: &str, args: &Args) {
     println!(
         "{:>8} {:>10} {:>9} {:>10} {:>9} {:>8} {:>8} {:>9} {:>10}",
         "target/s",
@@ -38,7 +56,7 @@ pub fn run(bin: &Path, args: &Args) -> Result<()> {
     );
     let mut points = vec![];
     for &rate in &args.rates {
-        let r = one(rate, Duration::from_secs(args.seconds));
+        let r = one(rate, Duration::from_secs(args.seconds), sink);
         points.push((r.execs as f64 / r.load_secs, r.agent_cpu_secs / r.wall_secs));
         println!(
             "{:>8} {:>10.0} {:>9.0} {:>10.2} {:>9.1} {:>8} {:>8} {:>6} MiB {:>10.2}",
@@ -60,11 +78,10 @@ pub fn run(bin: &Path, args: &Args) -> Result<()> {
     {
         let us = (hi.1 - lo.1) / (hi.0 - lo.0) * 1e6;
         println!(
-            "marginal agent CPU per exec (slope {:.0}/s → {:.0}/s): {us:.1} µs",
+            "marginal agent CPU per exec with {sink} (slope {:.0}/s → {:.0}/s): {us:.1} µs",
             lo.0, hi.0
         );
     }
-    Ok(())
 }
 
 struct Run {
@@ -80,9 +97,39 @@ struct Run {
 
 /// One rate against the installed daemon (`sysmon -i` into a temporary root, events split
 /// into its sysmon.log by a private rsyslogd): the service as users run it.
-fn one(rate: u32, length: Duration) -> Run {
+fn one(rate: u32, length: Duration, sink: &str) -> Run {
     let t = Install::new("bench");
-    t.ok(&["-accepteula", "-i"]);
+    t.ok(&["-accepteula", "-i", "-o", sink]);
+    // The events the sink got, as (EventID, ID, Description, CommandLine).
+    let read = || -> Vec<(u16, String, String, String)> {
+        let get = |e: &events::Event, k: &str| e.get(k).unwrap_or("").to_string();
+        let from_xml = |evs: Vec<events::Event>| {
+            evs.iter()
+                .map(|e| {
+                    (
+                        e.id,
+                        get(e, "ID"),
+                        get(e, "Description"),
+                        get(e, "CommandLine"),
+                    )
+                })
+                .collect()
+        };
+        match sink {
+            "json" => lines(&t.path("var/log/sysmon/sysmon.json"))
+                .iter()
+                .map(|l| {
+                    let id = json_str(l, "\"EventID\":", ",").parse().unwrap_or(0);
+                    let s = |k: &str| json_str(l, &format!("\"{k}\":\""), "\"").to_string();
+                    (id, s("ID"), s("Description"), s("CommandLine"))
+                })
+                .collect(),
+            "xml" => from_xml(events::parse_lines(&lines(
+                &t.path("var/log/sysmon/sysmon.xml"),
+            ))),
+            _ => from_xml(t.events()),
+        }
+    };
     let agent = t.daemon().expect("the daemon runs") as u32;
     let rsyslog_pid = t.syslog.pid().unwrap_or(0) as u32;
     let token = format!("bench-{}", unique());
@@ -101,9 +148,9 @@ fn one(rate: u32, length: Duration) -> Run {
     let load_secs = start.elapsed().as_secs_f64();
     // Let the agent catch up: wait until every exec is logged or nothing moves for 3 s.
     let count = || {
-        t.events()
+        read()
             .iter()
-            .filter(|e| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token)))
+            .filter(|e| e.0 == 1 && e.3.contains(&token))
             .count() as u64
     };
     let (mut last, mut still) = (0, Instant::now());
@@ -124,11 +171,10 @@ fn one(rate: u32, length: Duration) -> Run {
     let events = count();
     t.ok(&["-u"]);
     // Lost kernel records are reported as event 255 KernelDrops ("lost N <kind> records").
-    let kernel_drops = t
-        .events()
+    let kernel_drops = read()
         .iter()
-        .filter(|e| e.id == 255 && e.get("ID") == Some("KernelDrops"))
-        .filter_map(|e| Some(e.get("Description")?.split("lost ").nth(1)?.to_owned()))
+        .filter(|e| e.0 == 255 && e.1 == "KernelDrops")
+        .filter_map(|e| Some(e.2.split("lost ").nth(1)?.to_owned()))
         .flat_map(|lost| {
             lost.split(", ")
                 .filter_map(|part| part.split(' ').next()?.parse::<u64>().ok())
@@ -164,6 +210,15 @@ fn generate(rate: f64, length: Duration, token: &str, start: Instant) -> u64 {
         }
     }
     execs
+}
+
+/// The text between `key` and the next `end` in a JSON line (enough for our own lines,
+/// whose values here hold no escaped quotes).
+fn json_str<'a>(line: &'a str, key: &str, end: &str) -> &'a str {
+    let Some(at) = line.find(key).map(|i| i + key.len()) else {
+        return "";
+    };
+    line[at..].find(end).map_or("", |e| &line[at..at + e])
 }
 
 fn status_kib(pid: u32, key: &str) -> u64 {

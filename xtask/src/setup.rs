@@ -9,7 +9,8 @@ use crate::build::run;
 pub fn all() -> Result<()> {
     rust_src()?;
     bpf_linker()?;
-    rsyslog()
+    rsyslog()?;
+    rsyslog_relp()
 }
 
 fn cargo_bin() -> PathBuf {
@@ -84,6 +85,30 @@ fn rsyslog() -> Result<()> {
     quiet(Command::new("apt-get").args(["update", "-qq"]))?;
     if !quiet(Command::new("apt-get").args(["install", "-y", "-qq", "rsyslog"]))? {
         anyhow::bail!("apt-get install rsyslog failed");
+    }
+    Ok(())
+}
+
+/// omrelp and imrelp, for the forwarding test with the shipped RELP configs.
+fn rsyslog_relp() -> Result<()> {
+    let have = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ]
+    .iter()
+    .any(|d| std::path::Path::new(d).join("rsyslog/omrelp.so").exists());
+    if have {
+        return Ok(());
+    }
+    eprintln!("setup: installing rsyslog-relp");
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "rsyslog-relp"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map(|s| s.success())?;
+    if !ok {
+        anyhow::bail!("apt-get install rsyslog-relp failed");
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use sysmon_agent::{
     cli::{self, Command},
     rules,
     service::{Paths, control, daemon, install},
+    sinks::outputs::Outputs,
 };
 
 fn main() -> ExitCode {
@@ -52,7 +53,13 @@ fn main() -> ExitCode {
         Command::PrintSchema(version) => rules::print_schema(version.as_deref())
             .map(|s| print!("{s}"))
             .map_err(|e| control::Failure::new(1, e)),
-        Command::Debug { config } => run_foreground(config, args.btf, args.hash_algorithms, &paths),
+        Command::Debug { config } => run_foreground(
+            config,
+            args.btf,
+            args.hash_algorithms,
+            args.outputs.as_deref(),
+            &paths,
+        ),
         Command::Install { config } => install::install(&paths, config.as_deref(), &argv),
         Command::Configure { config } => control::update(&paths, config.as_deref(), &argv),
         Command::ShowConfig => control::show(&paths).map(|s| print!("{s}")),
@@ -78,8 +85,14 @@ fn run_foreground(
     config: Option<PathBuf>,
     btf: Option<PathBuf>,
     hash_algorithms: Option<String>,
+    outputs: Option<&str>,
     paths: &Paths,
 ) -> Result<(), control::Failure> {
+    let outputs = match outputs {
+        Some(list) => Outputs::parse(list, &paths.root)
+            .map_err(|e| control::Failure::new(cli::BAD_USAGE, e))?,
+        None => Outputs::default(),
+    };
     let (mut cfg, label, hash) = match &config {
         Some(path) => {
             let cfg = control::check(path)?;
@@ -100,6 +113,7 @@ fn run_foreground(
         config_hash: hash,
         debug: true,
         syslog_path: paths.syslog_socket.clone(),
+        outputs,
         state_dir: paths.dir.clone(),
         btf,
         reload: None,

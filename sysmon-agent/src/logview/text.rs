@@ -102,28 +102,7 @@ pub fn write_json(w: &mut impl Write, raw: &[u8], scratch: &mut Vec<u8>) -> io::
     scratch.clear();
     decode(raw, scratch);
     for_utf8_chunks(scratch, |chunk| match chunk {
-        Ok(s) => {
-            let mut start = 0;
-            for (i, b) in s.bytes().enumerate() {
-                let esc: &[u8] = match b {
-                    b'"' => b"\\\"",
-                    b'\\' => b"\\\\",
-                    b'\n' => b"\\n",
-                    b'\t' => b"\\t",
-                    b'\r' => b"\\r",
-                    0..0x20 | 0x7f => b"",
-                    _ => continue,
-                };
-                w.write_all(&s.as_bytes()[start..i])?;
-                if esc.is_empty() {
-                    write!(w, "\\u{b:04x}")?;
-                } else {
-                    w.write_all(esc)?;
-                }
-                start = i + 1;
-            }
-            w.write_all(&s.as_bytes()[start..])
-        }
+        Ok(s) => crate::render::json::escaped(w, s),
         Err(b) => write!(w, "\\\\x{b:02x}"),
     })?;
     w.write_all(b"\"")

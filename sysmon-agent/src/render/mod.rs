@@ -1,5 +1,7 @@
-//! Turning an event into text: Sysmon's XML (spec §2.2) and the sysmonLogView layout.
+//! Turning an event into text: Sysmon's XML (spec §2.2), JSON lines and the sysmonLogView
+//! layout.
 
 pub mod fit;
+pub mod json;
 pub mod layout;
 pub mod xml;

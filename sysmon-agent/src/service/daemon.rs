@@ -20,6 +20,7 @@ use super::{Paths, proc};
 use crate::{
     agent::{self, NewConfig, Reload, Reloaded, Settings},
     cli, rules,
+    sinks::outputs::Outputs,
 };
 
 /// The command line stored by the last `-i` / `-c` (arguments after the program name).
@@ -106,6 +107,13 @@ pub fn service(paths: &Paths) -> i32 {
         }
     };
     let btf = cli::parse(read_argv(paths)).ok().and_then(|a| a.btf);
+    let outputs = match paths.load_outputs() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("Telemetry failed to start: {e}");
+            return 1;
+        }
+    };
     let (read_end, write_end) = match pipe() {
         Ok(p) => p,
         Err(e) => {
@@ -130,7 +138,7 @@ pub fn service(paths: &Paths) -> i32 {
             if unsafe { libc::fork() } != 0 {
                 unsafe { libc::_exit(0) };
             }
-            let code = daemon(paths, first, btf, write_end);
+            let code = daemon(paths, first, btf, outputs, write_end);
             std::process::exit(code);
         }
         child => {
@@ -152,7 +160,13 @@ pub fn service(paths: &Paths) -> i32 {
     }
 }
 
-fn daemon(paths: &Paths, first: NewConfig, btf: Option<std::path::PathBuf>, ready: OwnedFd) -> i32 {
+fn daemon(
+    paths: &Paths,
+    first: NewConfig,
+    btf: Option<std::path::PathBuf>,
+    outputs: Outputs,
+    ready: OwnedFd,
+) -> i32 {
     unsafe { libc::umask(0o077) };
     let _ = std::env::set_current_dir(&paths.dir);
     detach_stdio(&paths.syslog_socket);
@@ -180,6 +194,7 @@ fn daemon(paths: &Paths, first: NewConfig, btf: Option<std::path::PathBuf>, read
         config_hash: first.hash,
         debug: false,
         syslog_path: paths.syslog_socket.clone(),
+        outputs,
         state_dir: paths.dir.clone(),
         btf,
         reload: Some(Reload {

@@ -67,6 +67,21 @@ fn lay_out(paths: &Paths, config: &[u8], argv: &[String]) -> Result<(), Failure>
     }
     proc::write_atomic(&paths.config(), config, 0o600).map_err(|e| fail(&paths.config(), e))?;
     daemon::write_argv(paths, argv).map_err(|e| fail(&paths.argv(), e))?;
+    // `-o` (already checked by the command line parser), or syslog only.
+    let outputs = crate::cli::parse(argv.to_vec())
+        .ok()
+        .and_then(|a| a.outputs);
+    match outputs {
+        Some(list) => proc::write_atomic(&paths.outputs(), list.as_bytes(), 0o600)
+            .map(drop)
+            .map_err(|e| fail(&paths.outputs(), e))?,
+        None => match fs::remove_file(paths.outputs()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(fail(&paths.outputs(), e));
+            }
+            _ => {}
+        },
+    }
     // The counter survives re-installs: open (create if missing), never reset.
     if let (_, Some(e)) = RecordIds::open(&paths.dir) {
         return Err(fail(&paths.dir.join("eventId"), e));

@@ -14,7 +14,7 @@ pub mod unit;
 
 use std::path::{Path, PathBuf};
 
-use crate::sinks::syslog::DEV_LOG;
+use crate::sinks::{outputs::Outputs, syslog::DEV_LOG};
 
 /// Where everything lives. Defaults are the real system paths; environment variables move
 /// them (documented in README.md):
@@ -24,6 +24,8 @@ use crate::sinks::syslog::DEV_LOG;
 /// `SYSMON_RSYSLOG_PID_FILE` which rsyslogd to restart (default `<root>/run/rsyslogd.pid`).
 #[derive(Debug, Clone)]
 pub struct Paths {
+    /// `SYSMON_ROOT`: where `-o`'s default file paths are.
+    pub root: PathBuf,
     pub dir: PathBuf,
     pub unit: PathBuf,
     /// Exists when systemd runs (`/etc/systemd/system` may exist without it).
@@ -55,6 +57,7 @@ impl Paths {
     ) -> Paths {
         let at = |p: &str| root.join(p);
         Paths {
+            root: root.to_owned(),
             dir: dir.unwrap_or_else(|| at("opt/sysmon")),
             unit: at("etc/systemd/system/sysmon.service"),
             systemd_running: at("run/systemd/system"),
@@ -83,6 +86,22 @@ impl Paths {
     /// The daemon's answer to the last SIGHUP: `<pid> <count> ok|error <message>`.
     pub fn reload_answer(&self) -> PathBuf {
         self.dir.join("reloaded")
+    }
+
+    /// The `-o` list of the last `-i` (absent: syslog only). Apart from `argv`, which `-c`
+    /// rewrites: the sinks are chosen at install and kept by `-c`.
+    pub fn outputs(&self) -> PathBuf {
+        self.dir.join("outputs")
+    }
+
+    /// The sinks the daemon writes to.
+    pub fn load_outputs(&self) -> Result<Outputs, String> {
+        match std::fs::read_to_string(self.outputs()) {
+            Ok(list) => Outputs::parse(list.trim(), &self.root)
+                .map_err(|e| format!("{}: {e}", self.outputs().display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Outputs::default()),
+            Err(e) => Err(format!("{}: {e}", self.outputs().display())),
+        }
     }
 
     pub fn binary(&self) -> PathBuf {

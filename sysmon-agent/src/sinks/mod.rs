@@ -1,4 +1,6 @@
-//! Where rendered events leave: syslog (always), stdout (`-t`).
+//! Where rendered events leave: syslog, the agent's own log files (`-o`), stdout (`-t`).
 
 pub mod delivery;
+pub mod file;
+pub mod outputs;
 pub mod syslog;
