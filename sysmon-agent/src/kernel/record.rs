@@ -3,6 +3,7 @@
 use sysmon_common::{
     Header, RecordKind,
     file::FileRecord,
+    file_info::FileInfoRecord,
     net::NetRecord,
     process::{ExecRecord, ExitRecord, ForkRecord},
 };
@@ -16,6 +17,8 @@ pub enum Record<'a> {
     /// FileCreate, FileDelete or RawAccess (see the header's kind).
     File(FileRecord, FileTail<'a>),
     Net(NetRecord),
+    /// FileCreateTime, FileExecutable or PipeCreate (see the header's kind).
+    FileInfo(FileInfoRecord, FileTail<'a>),
 }
 
 /// The tail of a file record: a kernel-built path and/or a name as passed to the call.
@@ -51,7 +54,12 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
         }
         Some(RecordKind::Exit) => Ok(Record::Exit(copy(bytes)?)),
         Some(RecordKind::Fork) => Ok(Record::Fork(copy(bytes)?)),
-        Some(RecordKind::FileCreate | RecordKind::FileDelete | RecordKind::RawAccess) => {
+        Some(
+            RecordKind::FileCreate
+            | RecordKind::FileDelete
+            | RecordKind::RawAccess
+            | RecordKind::PipeConnect,
+        ) => {
             let rec: FileRecord = copy(bytes)?;
             let mut tail = &bytes[size_of::<FileRecord>()..];
             let dir = take(&mut tail, rec.dir_len)?;
@@ -59,6 +67,13 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
             Ok(Record::File(rec, FileTail { dir, name }))
         }
         Some(RecordKind::Network) => Ok(Record::Net(copy(bytes)?)),
+        Some(RecordKind::FileCreateTime | RecordKind::FileExecutable | RecordKind::PipeCreate) => {
+            let rec: FileInfoRecord = copy(bytes)?;
+            let mut tail = &bytes[size_of::<FileInfoRecord>()..];
+            let dir = take(&mut tail, rec.file.dir_len)?;
+            let name = take(&mut tail, rec.file.name_len)?;
+            Ok(Record::FileInfo(rec, FileTail { dir, name }))
+        }
         None => Err(BadRecord::UnknownKind(header.kind)),
     }
 }

@@ -4,27 +4,18 @@
 //! when the call returned 0.
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_pid_tgid,
-        generated::{bpf_probe_read_user, bpf_probe_read_user_str},
-    },
-    macros::tracepoint,
-    programs::TracePointContext,
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
 use sysmon_common::{
-    PATH_MAX, RecordKind,
+    RecordKind,
     file::{AT_REMOVEDIR, FileRecord},
-    truncated,
 };
 
-use super::file::{enter_arg, exit_ret};
+use super::file::{AT_FDCWD, enter_arg, exit_ret, name_path};
 use crate::{
-    kernel::{Ptr, current_task, current_uid, file_of_fd, off, read_ptr},
+    kernel::{Ptr, current_uid},
     maps::{DELETES, FILE_SCRATCH, count_drop, send},
-    path,
 };
-
-const AT_FDCWD: i32 = -100;
 
 #[tracepoint]
 pub fn unlink_enter(ctx: TracePointContext) -> u32 {
@@ -65,47 +56,9 @@ fn enter(dfd: i32, name: Ptr) {
         return;
     };
     let s = unsafe { &mut *s };
-    let mut first = 0u8;
-    unsafe { bpf_probe_read_user(&raw mut first as *mut _, 1, name as *const _) };
-    let mut flags = 0;
-    let mut dir_len = 0usize;
-    if first != b'/' {
-        let base = if dfd == AT_FDCWD {
-            let fs = read_ptr(current_task(), off!(task_fs));
-            if fs.is_null() {
-                fs
-            } else {
-                fs.wrapping_add(off!(fs_pwd) as usize)
-            }
-        } else {
-            let file = file_of_fd(dfd as i64 as u64);
-            if file.is_null() {
-                file
-            } else {
-                file.wrapping_add(off!(file_f_path) as usize)
-            }
-        };
-        if !base.is_null() {
-            let built = path::build(base);
-            if built.truncated {
-                flags |= truncated::PATH;
-            }
-            dir_len = path::copy_out(&built, s.tail.as_mut_ptr());
-        }
-    }
-    let dir_len = dir_len & (PATH_MAX - 1);
-    let got = unsafe {
-        bpf_probe_read_user_str(
-            s.tail.as_mut_ptr().wrapping_add(dir_len) as *mut _,
-            PATH_MAX as u32,
-            name as *const _,
-        )
-    };
-    // The length includes the NUL; a failed read (bad pointer) fails the syscall too.
-    if got <= 1 {
+    let Some((flags, dir_len, name_len)) = name_path(dfd, name, s.tail.as_mut_ptr()) else {
         return;
-    }
-    let name_len = (got as usize - 1) & (PATH_MAX - 1);
+    };
     let total = core::mem::size_of::<FileRecord>() + dir_len + name_len;
     s.rec = FileRecord {
         header: super::header(RecordKind::FileDelete, total),
