@@ -12,8 +12,8 @@ use tokio::{
 use crate::{
     enrich::{Enrich, clock},
     events::{
-        Event, file_create, file_create_time, file_delete, file_executable, network_connect, pipe,
-        process_create, process_terminate, raw_access_read, schema, service,
+        Event, file_create, file_create_time, file_delete, file_executable, image_load,
+        network_connect, pipe, process_create, process_terminate, raw_access_read, schema, service,
     },
     kernel::{
         load::{self, Loaded},
@@ -170,6 +170,9 @@ impl Pipeline {
                 match RecordKind::from_u32(rec.file.header.kind) {
                     Some(RecordKind::FileCreateTime) => {
                         file_create_time::build(&mut self.event, &rec, &tail, &mut self.cx)
+                    }
+                    Some(RecordKind::ImageLoad) => {
+                        image_load::build(&mut self.event, &rec, &tail, &mut self.cx)
                     }
                     Some(RecordKind::PipeCreate) => pipe::build(
                         &mut self.event,

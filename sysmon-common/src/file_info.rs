@@ -1,5 +1,5 @@
 //! Records of file events that carry what the kernel knew about the inode:
-//! FileCreateTime (2), FileExecutableDetected (29), CreatePipe (17), ConnectPipe (18).
+//! FileCreateTime (2), FileExecutableDetected (29), CreatePipe (17), ImageLoad (7).
 
 use crate::file::FileRecord;
 

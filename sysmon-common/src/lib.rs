@@ -27,10 +27,11 @@ pub enum RecordKind {
     FileExecutable = 9,
     PipeCreate = 10,
     PipeConnect = 11,
+    ImageLoad = 12,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 11] = [
+    pub const ALL: [RecordKind; 12] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
@@ -42,6 +43,7 @@ impl RecordKind {
         RecordKind::FileExecutable,
         RecordKind::PipeCreate,
         RecordKind::PipeConnect,
+        RecordKind::ImageLoad,
     ];
     /// Number of slots in the drop-counter map (index = kind value).
     pub const SLOTS: u32 = 16;

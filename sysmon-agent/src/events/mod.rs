@@ -8,6 +8,7 @@ pub mod file_create;
 pub mod file_create_time;
 pub mod file_delete;
 pub mod file_executable;
+pub mod image_load;
 pub mod network_connect;
 pub mod pipe;
 pub mod process_create;

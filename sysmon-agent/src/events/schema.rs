@@ -36,6 +36,7 @@ pub const FILE_CREATE_TIME: u16 = 2;
 pub const NETWORK_CONNECT: u16 = 3;
 pub const SERVICE_STATE: u16 = 4;
 pub const PROCESS_TERMINATE: u16 = 5;
+pub const IMAGE_LOAD: u16 = 7;
 pub const RAW_ACCESS_READ: u16 = 9;
 pub const PROCESS_ACCESS: u16 = 10;
 pub const FILE_CREATE: u16 = 11;
@@ -80,7 +81,7 @@ pub static EVENTS: &[EventKind] = &[
     kind!(6, "SYSMONEVENT_DRIVER_LOAD", Some("DriverLoad"), version 4, level 4, false, false, [
         "RuleName", "UtcTime", "ImageLoaded", "Hashes", "Signed", "Signature", "SignatureStatus",
     ]),
-    kind!(7, "SYSMONEVENT_IMAGE_LOAD", Some("ImageLoad"), version 3, level 4, false, false, [
+    kind!(IMAGE_LOAD, "SYSMONEVENT_IMAGE_LOAD", Some("ImageLoad"), version 3, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "ImageLoaded", "FileVersion",
         "Description", "Product", "Company", "OriginalFileName", "Hashes", "Signed", "Signature",
         "SignatureStatus", "User",

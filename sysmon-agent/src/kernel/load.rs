@@ -226,6 +226,30 @@ const SENSORS: &[(u16, &str, Point)] = &[
         "pipe_connect",
         Point::Syscalls(&["sys_exit_open", "sys_exit_openat", "sys_exit_openat2"]),
     ),
+    (
+        schema::IMAGE_LOAD,
+        "mmap_enter",
+        Point::Syscalls(&["sys_enter_mmap"]),
+    ),
+    (
+        schema::IMAGE_LOAD,
+        "mprotect_enter",
+        Point::Syscalls(&["sys_enter_mprotect", "sys_enter_pkey_mprotect"]),
+    ),
+    (
+        schema::IMAGE_LOAD,
+        "attr_exit",
+        Point::Syscalls(&[
+            "sys_exit_mmap",
+            "sys_exit_mprotect",
+            "sys_exit_pkey_mprotect",
+        ]),
+    ),
+    (
+        schema::IMAGE_LOAD,
+        "image_exec",
+        Point::Raw("sched_process_exec"),
+    ),
 ];
 
 /// One attachment of an optional program, so it can be detached again.

@@ -17,7 +17,7 @@ pub enum Record<'a> {
     /// FileCreate, FileDelete or RawAccess (see the header's kind).
     File(FileRecord, FileTail<'a>),
     Net(NetRecord),
-    /// FileCreateTime, FileExecutable or PipeCreate (see the header's kind).
+    /// FileCreateTime, FileExecutable, PipeCreate or ImageLoad (see the header's kind).
     FileInfo(FileInfoRecord, FileTail<'a>),
 }
 
@@ -67,7 +67,12 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
             Ok(Record::File(rec, FileTail { dir, name }))
         }
         Some(RecordKind::Network) => Ok(Record::Net(copy(bytes)?)),
-        Some(RecordKind::FileCreateTime | RecordKind::FileExecutable | RecordKind::PipeCreate) => {
+        Some(
+            RecordKind::FileCreateTime
+            | RecordKind::FileExecutable
+            | RecordKind::PipeCreate
+            | RecordKind::ImageLoad,
+        ) => {
             let rec: FileInfoRecord = copy(bytes)?;
             let mut tail = &bytes[size_of::<FileInfoRecord>()..];
             let dir = take(&mut tail, rec.file.dir_len)?;

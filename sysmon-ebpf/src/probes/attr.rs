@@ -105,21 +105,29 @@ pub fn attr_exit(ctx: TracePointContext) -> u32 {
     let s = unsafe { &*p };
     let r = &s.rec;
     let kind = r.file.header.kind;
-    let report = exit_ret(&ctx) == 0
-        && if kind == RecordKind::PipeCreate as u32 {
-            true
-        } else if kind == RecordKind::FileCreateTime as u32 {
+    let ret = exit_ret(&ctx);
+    // mmap returns an address; errors are -4095..-1 for every call.
+    let report = if kind == RecordKind::ImageLoad as u32 {
+        !(-4095..0).contains(&ret)
+    } else {
+        ret == 0
+            && if kind == RecordKind::PipeCreate as u32 {
+                true
+            } else if kind == RecordKind::FileCreateTime as u32 {
             r.state & (state::SEEN | state::OLD) != 0
                 && (r.new_sec < r.old_sec || (r.new_sec == r.old_sec && r.new_nsec < r.old_nsec))
-        } else {
-            r.state & (state::SEEN | state::QUIET) == state::SEEN
-        };
+            } else {
+                r.state & (state::SEEN | state::QUIET) == state::SEEN
+            }
+    };
     if report {
         let total = r.file.header.len as usize;
         let all = super::bytes(s);
         if total <= all.len() {
             let kind = if kind == RecordKind::PipeCreate as u32 {
                 RecordKind::PipeCreate
+            } else if kind == RecordKind::ImageLoad as u32 {
+                RecordKind::ImageLoad
             } else if kind == RecordKind::FileCreateTime as u32 {
                 RecordKind::FileCreateTime
             } else {

@@ -9,6 +9,7 @@ mod file_delete;
 mod file_exec;
 mod file_time;
 mod fork;
+mod image_load;
 mod network;
 mod network_udp;
 mod pipe;
