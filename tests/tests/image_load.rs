@@ -7,7 +7,7 @@ use std::{
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     process::Command,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use sysmon_tests::{
@@ -203,16 +203,17 @@ fn the_config_includes_excludes_and_names_image_loads() {
     }));
 }
 
-const EXECS: usize = 2000;
+const EXECS: usize = 3000;
 
-/// Exec rate and agent CPU per exec with ProcessCreate only and with ImageLoad on too.
+/// Exec rate and agent CPU per exec with ProcessCreate only and with ImageLoad on too,
+/// alternating, twice each.
 #[test]
 fn image_load_cost_per_exec() {
     let Some(_serial) = kernel_test("image_load_cost") else {
         return;
     };
     let truebin = std::fs::canonicalize("/bin/true").unwrap();
-    for tags in [&[][..], &["ImageLoad"][..]] {
+    for tags in [&[][..], &["ImageLoad"][..], &[][..], &["ImageLoad"][..]] {
         let config = config_logging(tags);
         let s = Session::start("imgcost", Some(&config));
         let cpu0 = cpu_secs(s.agent.pid);
@@ -221,8 +222,15 @@ fn image_load_cost_per_exec() {
             assert!(Command::new(&truebin).status().unwrap().success());
         }
         let wall = start.elapsed().as_secs_f64();
-        // Let the agent catch up before reading its CPU.
-        std::thread::sleep(std::time::Duration::from_secs(2));
+        // The agent is done when syslog has stopped growing for a second.
+        let (mut size, mut last_growth) = (0, Instant::now());
+        while last_growth.elapsed() < Duration::from_secs(1) {
+            let now = std::fs::metadata(&s.syslog.output).map_or(0, |m| m.len());
+            if now != size {
+                (size, last_growth) = (now, Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let cpu = cpu_secs(s.agent.pid) - cpu0;
         let (events, _) = s.stop();
         let loads = events.iter().filter(|e| e.id == 7).count();

@@ -135,6 +135,50 @@ mod tests {
     }
 
     #[test]
+    fn file_info_records_carry_the_inode_and_the_same_tail() {
+        for kind in [
+            RecordKind::FileCreateTime,
+            RecordKind::FileExecutable,
+            RecordKind::PipeCreate,
+            RecordKind::ImageLoad,
+        ] {
+            let rec = FileInfoRecord {
+                file: FileRecord {
+                    header: Header {
+                        kind: kind as u32,
+                        ..Header::default()
+                    },
+                    dir_len: 4,
+                    name_len: 1,
+                    ..FileRecord::default()
+                },
+                ino: 77,
+                old_sec: -5,
+                ..FileInfoRecord::default()
+            };
+            let mut b = bytes(&rec);
+            b.extend_from_slice(b"/tmpf");
+            match decode(&b) {
+                Ok(Record::FileInfo(r, tail)) => {
+                    assert_eq!((r.ino, r.old_sec), (77, -5), "{kind:?}");
+                    assert_eq!((tail.dir, tail.name), (&b"/tmp"[..], &b"f"[..]));
+                }
+                _ => panic!("{kind:?}: not a file-info record"),
+            }
+            assert!(matches!(decode(&b[..b.len() - 1]), Err(BadRecord::Short)));
+        }
+        // ConnectPipe is a plain file record.
+        let rec = FileRecord {
+            header: Header {
+                kind: RecordKind::PipeConnect as u32,
+                ..Header::default()
+            },
+            ..FileRecord::default()
+        };
+        assert!(matches!(decode(&bytes(&rec)), Ok(Record::File(..))));
+    }
+
+    #[test]
     fn network_record_decodes_and_unknown_kinds_are_refused() {
         let rec = NetRecord {
             header: Header {

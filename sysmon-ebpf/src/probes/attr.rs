@@ -114,8 +114,9 @@ pub fn attr_exit(ctx: TracePointContext) -> u32 {
             && if kind == RecordKind::PipeCreate as u32 {
                 true
             } else if kind == RecordKind::FileCreateTime as u32 {
-            r.state & (state::SEEN | state::OLD) != 0
-                && (r.new_sec < r.old_sec || (r.new_sec == r.old_sec && r.new_nsec < r.old_nsec))
+                r.state & (state::SEEN | state::OLD) != 0
+                    && (r.new_sec < r.old_sec
+                        || (r.new_sec == r.old_sec && r.new_nsec < r.old_nsec))
             } else {
                 r.state & (state::SEEN | state::QUIET) == state::SEEN
             }

@@ -141,10 +141,10 @@ fn image(file: Ptr) -> Option<(&'static mut InfoScratch, u32, usize)> {
         read_ptr(current_task(), off!(task_mm)) as u64,
         inode as u64,
     ];
-    if unsafe { IMAGES_SEEN.get(&key) }.is_some() {
+    if unsafe { IMAGES_SEEN.get(key) }.is_some() {
         return None;
     }
-    let _ = IMAGES_SEEN.insert(&key, &1, 0);
+    let _ = IMAGES_SEEN.insert(key, 1, 0);
     let s = scratch()?;
     read_inode(&mut s.rec, inode);
     let (flags, len) = file_path(file, s.tail.as_mut_ptr());

@@ -65,12 +65,12 @@ pub fn pipe_connect(ctx: TracePointContext) -> u32 {
     }
     let key = [bpf_get_current_pid_tgid() >> 32, inode as u64];
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    if let Some(then) = unsafe { PIPES_SEEN.get(&key) }
+    if let Some(then) = unsafe { PIPES_SEEN.get(key) }
         && now.wrapping_sub(*then) < PIPE_REPORT_NS
     {
         return 0;
     }
-    let _ = PIPES_SEEN.insert(&key, &now, 0);
+    let _ = PIPES_SEEN.insert(key, now, 0);
     send_file_path(RecordKind::PipeConnect, file);
     0
 }
