@@ -65,10 +65,10 @@ pub static ATTRS: LruHashMap<u64, InfoScratch> = LruHashMap::with_max_entries(10
 #[map]
 pub static MODES: LruHashMap<u64, u32> = LruHashMap::with_max_entries(65536, 0);
 
-/// FIFOs opened per process ((tgid, inode address)), with when (ns since boot): ConnectPipe
+/// FIFOs opened per process ((tgid, process start time, inode address)), with when (ns since boot): ConnectPipe
 /// is reported again only after `PIPE_REPORT_NS`.
 #[map]
-pub static PIPES_SEEN: LruHashMap<[u64; 2], u64> = LruHashMap::with_max_entries(16384, 0);
+pub static PIPES_SEEN: LruHashMap<[u64; 3], u64> = LruHashMap::with_max_entries(16384, 0);
 
 #[repr(C)]
 pub struct InfoScratch {

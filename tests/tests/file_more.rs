@@ -90,6 +90,7 @@ fn file_create_time_only_when_a_file_is_given_an_earlier_modification_time() {
         "utimensat",
         "utimes",
         "utime",
+        "futimesat",
         "omit",
         "now",
     ];
@@ -136,6 +137,13 @@ fn file_create_time_only_when_a_file_is_given_an_earlier_modification_time() {
             modtime: STOMP,
         };
         assert_eq!(unsafe { libc::utime(c(&at("utime")).as_ptr(), &ub) }, 0);
+        // Relative to a directory descriptor.
+        let dfd = unsafe { libc::open(c(&root).as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+        assert!(dfd >= 0);
+        let name = CString::new("futimesat").unwrap();
+        let rc = unsafe { libc::syscall(libc::SYS_futimesat, dfd, name.as_ptr(), tv.as_ptr()) };
+        assert_eq!(rc, 0, "futimesat: {}", std::io::Error::last_os_error());
+        unsafe { libc::close(dfd) };
         // An earlier atime with the mtime left alone, and "now": nothing.
         let omit = [
             libc::timespec {
@@ -164,6 +172,7 @@ fn file_create_time_only_when_a_file_is_given_an_earlier_modification_time() {
         ("utimensat", me, image.as_str()),
         ("utimes", me, image.as_str()),
         ("utime", me, image.as_str()),
+        ("futimesat", me, image.as_str()),
     ];
     for (n, pid, image) in reported {
         let got = with(&events, 2, "TargetFilename", &s(n));

@@ -15,7 +15,7 @@ use super::{
     file::{AT_FDCWD, enter_arg, exit_ret, name_path, send_file_path},
 };
 use crate::{
-    kernel::{Ptr, file_of_fd, off, read, read_ptr},
+    kernel::{Ptr, current_task, file_of_fd, off, read, read_ptr},
     maps::PIPES_SEEN,
 };
 
@@ -63,7 +63,13 @@ pub fn pipe_connect(ctx: TracePointContext) -> u32 {
     if mode & S_IFMT != S_IFIFO {
         return 0;
     }
-    let key = [bpf_get_current_pid_tgid() >> 32, inode as u64];
+    // The start time tells a process from a later one with the same pid.
+    let leader = read_ptr(current_task(), off!(task_group_leader));
+    let key = [
+        bpf_get_current_pid_tgid() >> 32,
+        read(leader, off!(task_start_boottime)),
+        inode as u64,
+    ];
     let now = unsafe { bpf_ktime_get_boot_ns() };
     if let Some(then) = unsafe { PIPES_SEEN.get(key) }
         && now.wrapping_sub(*then) < PIPE_REPORT_NS
