@@ -40,7 +40,7 @@ pub mod state {
     pub const SEEN: u32 = 1;
     /// Nothing to report (e.g. the file already was executable).
     pub const QUIET: u32 = 2;
-    /// `old_*` was read at entry (the call named the file by descriptor).
+    /// The state before the call was read at entry (the call named the file by descriptor).
     pub const OLD: u32 = 4;
 }
 

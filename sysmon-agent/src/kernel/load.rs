@@ -57,6 +57,8 @@ enum Point {
     Syscalls(&'static [&'static str]),
     /// A raw tracepoint.
     Raw(&'static str),
+    /// A raw tracepoint that older kernels lack (category, name): skipped there.
+    RawIfPresent(&'static str, &'static str),
 }
 
 /// The optional probes: (event id, program, where it attaches).
@@ -179,32 +181,32 @@ const SENSORS: &[(u16, &str, Point)] = &[
     (
         schema::FILE_CREATE_TIME,
         "attr_changed",
-        Point::Raw("ctime_ns_xchg"),
+        Point::RawIfPresent("timestamp", "ctime_ns_xchg"),
     ),
     (
         schema::FILE_CREATE_TIME,
         "attr_changed",
-        Point::Raw("ctime_xchg_skip"),
+        Point::RawIfPresent("timestamp", "ctime_xchg_skip"),
     ),
     (
         schema::FILE_CREATE_TIME,
         "attr_changed",
-        Point::Raw("inode_set_ctime_to_ts"),
+        Point::RawIfPresent("timestamp", "inode_set_ctime_to_ts"),
     ),
     (
         schema::FILE_EXECUTABLE_DETECTED,
         "attr_changed",
-        Point::Raw("ctime_ns_xchg"),
+        Point::RawIfPresent("timestamp", "ctime_ns_xchg"),
     ),
     (
         schema::FILE_EXECUTABLE_DETECTED,
         "attr_changed",
-        Point::Raw("ctime_xchg_skip"),
+        Point::RawIfPresent("timestamp", "ctime_xchg_skip"),
     ),
     (
         schema::FILE_EXECUTABLE_DETECTED,
         "attr_changed",
-        Point::Raw("inode_set_ctime_to_ts"),
+        Point::RawIfPresent("timestamp", "inode_set_ctime_to_ts"),
     ),
     (
         schema::PIPE_CREATED,
@@ -352,7 +354,9 @@ fn attach(ebpf: &mut Ebpf, name: &str, point: &Point) -> Result<Vec<Link>> {
                 }
             }
         }
-        Point::Raw(point) => {
+        Point::RawIfPresent(category, point)
+            if !Path::new(&format!("{TRACEFS}/events/{category}/{point}")).exists() => {}
+        Point::Raw(point) | Point::RawIfPresent(_, point) => {
             let tp: &mut RawTracePoint = program(ebpf, name)?;
             if tp.fd().is_err() {
                 tp.load().with_context(|| format!("verifying {name}"))?;

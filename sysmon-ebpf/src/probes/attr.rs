@@ -118,7 +118,8 @@ pub fn attr_exit(ctx: TracePointContext) -> u32 {
                     && (r.new_sec < r.old_sec
                         || (r.new_sec == r.old_sec && r.new_nsec < r.old_nsec))
             } else {
-                r.state & (state::SEEN | state::QUIET) == state::SEEN
+                // Seen changing, or (fchmod) decided at entry.
+                r.state & (state::SEEN | state::OLD) != 0 && r.state & state::QUIET == 0
             }
     };
     if report {

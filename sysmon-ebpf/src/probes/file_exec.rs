@@ -10,7 +10,7 @@ use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use sysmon_common::{
     RecordKind,
     file::{FMODE_CREATED, S_IFMT},
-    file_info::{S_IFREG, S_IXUGO},
+    file_info::{S_IFREG, S_IXUGO, state},
 };
 
 use super::{
@@ -51,9 +51,14 @@ pub fn fchmod_enter(ctx: TracePointContext) -> u32 {
     let Some(s) = scratch() else {
         return 0;
     };
-    // The mode it replaces, for `attr_changed` to compare with.
+    // The mode it replaces: nothing to report for a file that is not regular or already
+    // executable. Known here, so the exit can decide even without `attr_changed`.
     read_inode(&mut s.rec, read_ptr(file, off!(file_f_inode)));
     let _ = MODES.insert(mode_key(&s.rec), s.rec.mode, 0);
+    if s.rec.mode as u16 & S_IFMT != S_IFREG || s.rec.mode & S_IXUGO != 0 {
+        return 0;
+    }
+    s.rec.state = state::OLD;
     let (flags, len) = file_path(file, s.tail.as_mut_ptr());
     park(RecordKind::FileExecutable, s, flags, len, 0);
     0
