@@ -39,3 +39,50 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
         .unwrap_or("");
     ev.push(hashes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_for(path: &std::path::Path) -> FileInfoRecord {
+        let m = std::fs::metadata(path).unwrap();
+        FileInfoRecord {
+            file: sysmon_common::file::FileRecord {
+                dir_len: path.as_os_str().len() as u32,
+                ..Default::default()
+            },
+            dev: ((libc::major(m.dev()) << 20) | libc::minor(m.dev())),
+            ino: m.ino(),
+            size: 0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hashes_the_content_as_read_and_dash_once_the_file_is_gone() {
+        let path = std::env::temp_dir().join(format!("sysmon-fexec-{}", std::process::id()));
+        std::fs::write(&path, b"\x7fELF").unwrap();
+        let rec = record_for(&path);
+        let bytes = path.as_os_str().as_encoded_bytes();
+        let tail = FileTail {
+            dir: bytes,
+            name: b"",
+        };
+        let mut cx = Enrich::new(Default::default());
+        let mut ev = Event::new(schema::by_id(schema::FILE_EXECUTABLE_DETECTED).unwrap());
+        // Created empty (size 0 in the record), written since: the content now is hashed.
+        build(&mut ev, &rec, &tail, &mut cx);
+        assert!(ev.is_complete());
+        assert_eq!(
+            ev.field("Hashes"),
+            Some("SHA256=3bdbb4fe8397cd2b842430b39ccff01a8663c751945ef5e9a09e267fb8b1d359")
+        );
+        std::fs::remove_file(&path).unwrap();
+        let rec = FileInfoRecord {
+            ino: rec.ino + 1,
+            ..rec
+        };
+        build(&mut ev, &rec, &tail, &mut cx);
+        assert_eq!(ev.field("Hashes"), Some("-"));
+    }
+}

@@ -38,3 +38,34 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
     }
     file::push_user(ev, &rec.file, cx);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_only_fields_are_dashes() {
+        let mut cx = Enrich::new(Default::default());
+        let mut ev = Event::new(schema::by_id(schema::IMAGE_LOAD).unwrap());
+        let tail = FileTail {
+            dir: b"/nonexistent/libx.so",
+            name: b"",
+        };
+        build(&mut ev, &FileInfoRecord::default(), &tail, &mut cx);
+        assert!(ev.is_complete());
+        assert_eq!(ev.field("ImageLoaded"), Some("/nonexistent/libx.so"));
+        for f in [
+            "FileVersion",
+            "Description",
+            "Product",
+            "Company",
+            "OriginalFileName",
+            "Hashes",
+            "Signed",
+            "Signature",
+            "SignatureStatus",
+        ] {
+            assert_eq!(ev.field(f), Some("-"), "{f}");
+        }
+    }
+}

@@ -30,3 +30,27 @@ pub fn build(ev: &mut Event, id: u16, rec: &FileRecord, tail: &FileTail, cx: &mu
     ev.push(&image);
     file::push_user(ev, rec, cx);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_comes_before_the_time_and_names_the_operation() {
+        let mut cx = Enrich::new(Default::default());
+        for (id, ty) in [
+            (schema::PIPE_CREATED, "CreatePipe"),
+            (schema::PIPE_CONNECTED, "ConnectPipe"),
+        ] {
+            let mut ev = Event::new(schema::by_id(id).unwrap());
+            let tail = FileTail {
+                dir: b"/tmp",
+                name: b"fifo",
+            };
+            build(&mut ev, id, &FileRecord::default(), &tail, &mut cx);
+            assert!(ev.is_complete());
+            assert_eq!(ev.get(1), ty);
+            assert_eq!(ev.field("PipeName"), Some("/tmp/fifo"));
+        }
+    }
+}
