@@ -128,15 +128,17 @@ fn file_create_time_only_when_a_file_is_given_an_earlier_modification_time() {
                 tv_usec: 0,
             },
         ];
-        assert_eq!(
-            unsafe { libc::utimes(c(&at("utimes")).as_ptr(), tv.as_ptr()) },
-            0
-        );
+        // The syscalls themselves (glibc's utimes() and utime() call utimensat).
+        let p = c(&at("utimes"));
+        let rc = unsafe { libc::syscall(libc::SYS_utimes, p.as_ptr(), tv.as_ptr()) };
+        assert_eq!(rc, 0, "utimes");
         let ub = libc::utimbuf {
             actime: STOMP,
             modtime: STOMP,
         };
-        assert_eq!(unsafe { libc::utime(c(&at("utime")).as_ptr(), &ub) }, 0);
+        let p = c(&at("utime"));
+        let rc = unsafe { libc::syscall(libc::SYS_utime, p.as_ptr(), &ub as *const libc::utimbuf) };
+        assert_eq!(rc, 0, "utime");
         // Relative to a directory descriptor.
         let dfd = unsafe { libc::open(c(&root).as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
         assert!(dfd >= 0);
@@ -307,6 +309,12 @@ fn file_executable_detected_when_a_regular_file_becomes_executable() {
         unsafe { libc::close(fd) };
         pids.insert("fd", me);
         run("chmod", &["600", &s("open644")]);
+        // The chmod syscall itself (coreutils and glibc use fchmodat).
+        std::fs::write(root.join("sys"), b"\x7fELF").unwrap();
+        let p = c(&root.join("sys"));
+        let rc = unsafe { libc::syscall(libc::SYS_chmod, p.as_ptr(), 0o750) };
+        assert_eq!(rc, 0, "chmod");
+        pids.insert("sys", me);
     });
     let image = my_image();
     // (file, image, hashes)
@@ -315,6 +323,7 @@ fn file_executable_detected_when_a_regular_file_becomes_executable() {
         ("g", which("install"), ELF4),
         ("open755", image.clone(), EMPTY),
         ("fd", image.clone(), ELF4),
+        ("sys", image.clone(), ELF4),
     ];
     for (n, img, hashes) in &cases {
         let got = with(&events, 29, "TargetFilename", &s(n));
