@@ -46,7 +46,7 @@ static VMA_SCRATCH: PerCpuArray<[u64; 2 * AUXV_PAIRS]> = PerCpuArray::with_max_e
 #[tracepoint]
 pub fn mmap_enter(ctx: TracePointContext) -> u32 {
     let (prot, flags, fd) = (enter_arg(&ctx, 2), enter_arg(&ctx, 3), enter_arg(&ctx, 4));
-    if prot & PROT_EXEC == 0 || flags & MAP_ANONYMOUS != 0 || fd as i32 as i64 as u64 != fd {
+    if prot & PROT_EXEC == 0 || flags & MAP_ANONYMOUS != 0 || fd > i32::MAX as u64 {
         return 0;
     }
     let file = file_of_fd(fd);
