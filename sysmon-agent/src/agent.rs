@@ -16,8 +16,8 @@ use tokio::{
 use crate::{
     enrich::{Enrich, clock},
     events::{
-        Event, file_create, file_delete, network_connect, process_create, process_terminate,
-        raw_access_read, schema, service,
+        Event, file_create, file_create_time, file_delete, file_executable, image_load,
+        network_connect, pipe, process_create, process_terminate, raw_access_read, schema, service,
     },
     kernel::{
         load::{self, Loaded},
@@ -206,12 +206,38 @@ impl Pipeline {
                     Some(RecordKind::FileDelete) => {
                         file_delete::build(&mut self.event, &rec, &tail, &mut self.cx)
                     }
+                    Some(RecordKind::PipeConnect) => pipe::build(
+                        &mut self.event,
+                        schema::PIPE_CONNECTED,
+                        &rec,
+                        &tail,
+                        &mut self.cx,
+                    ),
                     _ => raw_access_read::build(&mut self.event, &rec, &tail, &mut self.cx),
                 }
                 self.emit();
             }
             Ok(Record::Net(rec)) => {
                 network_connect::build(&mut self.event, &rec, &mut self.cx);
+                self.emit();
+            }
+            Ok(Record::FileInfo(rec, tail)) => {
+                match RecordKind::from_u32(rec.file.header.kind) {
+                    Some(RecordKind::FileCreateTime) => {
+                        file_create_time::build(&mut self.event, &rec, &tail, &mut self.cx)
+                    }
+                    Some(RecordKind::ImageLoad) => {
+                        image_load::build(&mut self.event, &rec, &tail, &mut self.cx)
+                    }
+                    Some(RecordKind::PipeCreate) => pipe::build(
+                        &mut self.event,
+                        schema::PIPE_CREATED,
+                        &rec.file,
+                        &tail,
+                        &mut self.cx,
+                    ),
+                    _ => file_executable::build(&mut self.event, &rec, &tail, &mut self.cx),
+                }
                 self.emit();
             }
             Err(_) => self.stats.bad_records += 1,

@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod file;
+pub mod file_info;
 pub mod net;
 pub mod offsets;
 pub mod process;
@@ -22,10 +23,15 @@ pub enum RecordKind {
     FileDelete = 5,
     RawAccess = 6,
     Network = 7,
+    FileCreateTime = 8,
+    FileExecutable = 9,
+    PipeCreate = 10,
+    PipeConnect = 11,
+    ImageLoad = 12,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 12] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
@@ -33,9 +39,14 @@ impl RecordKind {
         RecordKind::FileDelete,
         RecordKind::RawAccess,
         RecordKind::Network,
+        RecordKind::FileCreateTime,
+        RecordKind::FileExecutable,
+        RecordKind::PipeCreate,
+        RecordKind::PipeConnect,
+        RecordKind::ImageLoad,
     ];
     /// Number of slots in the drop-counter map (index = kind value).
-    pub const SLOTS: u32 = 8;
+    pub const SLOTS: u32 = 16;
 
     pub fn from_u32(v: u32) -> Option<Self> {
         Self::ALL.into_iter().find(|k| *k as u32 == v)

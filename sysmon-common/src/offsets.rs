@@ -87,6 +87,8 @@ offsets! {
     inode_i_mtime_sec => "inode"."i_mtime_sec|__i_mtime.tv_sec|i_mtime.tv_sec",
     inode_i_mtime_nsec => "inode"."i_mtime_nsec|__i_mtime.tv_nsec|i_mtime.tv_nsec",
     sb_s_dev => "super_block"."s_dev",
+    mm_saved_auxv => "mm_struct"."saved_auxv",
+    vma_vm_file => "vm_area_struct"."vm_file",
 }
 
 /// Members that some kernels lack; the programs treat them as unknown.

@@ -7,6 +7,7 @@ use aya_ebpf::{
 use sysmon_common::{
     RecordKind,
     file::{FILE_TAIL_MAX, FileRecord},
+    file_info::FileInfoRecord,
     net::UdpFlow,
     process::{EXEC_TAIL_MAX, ExecRecord},
 };
@@ -50,6 +51,31 @@ pub static CONNECTS: LruHashMap<u64, ConnectOwner> = LruHashMap::with_max_entrie
 /// `UDP_REPORT_NS`. LRU, so the least recent flows make room.
 #[map]
 pub static UDP_SEEN: LruHashMap<UdpFlow, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// Scratch space to build a file-info record in.
+#[map]
+pub static INFO_SCRATCH: PerCpuArray<InfoScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Attribute changes (utimes, chmod) and mknods in flight, by pid_tgid: built at entry,
+/// completed when the kernel stamps the inode's ctime, sent at exit if the call succeeded.
+#[map]
+pub static ATTRS: LruHashMap<u64, InfoScratch> = LruHashMap::with_max_entries(1024, 0);
+
+/// Last mode seen per file (dev << 32 ^ ino): at its creation, at an fchmod's entry, after
+/// each chmod. A path-based chmod can only learn the mode it replaced from here.
+#[map]
+pub static MODES: LruHashMap<u64, u32> = LruHashMap::with_max_entries(65536, 0);
+
+/// FIFOs opened per process ((tgid, process start time, inode address)), with when (ns since boot): ConnectPipe
+/// is reported again only after `PIPE_REPORT_NS`.
+#[map]
+pub static PIPES_SEEN: LruHashMap<[u64; 3], u64> = LruHashMap::with_max_entries(16384, 0);
+
+#[repr(C)]
+pub struct InfoScratch {
+    pub rec: FileInfoRecord,
+    pub tail: [u8; FILE_TAIL_MAX],
+}
 
 #[repr(C)]
 #[derive(Clone, Copy)]

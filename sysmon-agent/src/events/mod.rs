@@ -5,8 +5,12 @@
 
 pub mod file;
 pub mod file_create;
+pub mod file_create_time;
 pub mod file_delete;
+pub mod file_executable;
+pub mod image_load;
 pub mod network_connect;
+pub mod pipe;
 pub mod process_create;
 pub mod process_terminate;
 pub mod raw_access_read;

@@ -32,14 +32,19 @@ impl EventKind {
 pub const SCHEMA_VERSION: &str = "4.81";
 
 pub const PROCESS_CREATE: u16 = 1;
+pub const FILE_CREATE_TIME: u16 = 2;
 pub const NETWORK_CONNECT: u16 = 3;
 pub const SERVICE_STATE: u16 = 4;
 pub const PROCESS_TERMINATE: u16 = 5;
+pub const IMAGE_LOAD: u16 = 7;
 pub const RAW_ACCESS_READ: u16 = 9;
 pub const PROCESS_ACCESS: u16 = 10;
 pub const FILE_CREATE: u16 = 11;
 pub const CONFIG_CHANGE: u16 = 16;
+pub const PIPE_CREATED: u16 = 17;
+pub const PIPE_CONNECTED: u16 = 18;
 pub const FILE_DELETE: u16 = 23;
+pub const FILE_EXECUTABLE_DETECTED: u16 = 29;
 pub const ERROR: u16 = 255;
 
 macro_rules! kind {
@@ -57,7 +62,7 @@ pub static EVENTS: &[EventKind] = &[
         "LogonGuid", "LogonId", "TerminalSessionId", "IntegrityLevel", "Hashes",
         "ParentProcessGuid", "ParentProcessId", "ParentImage", "ParentCommandLine", "ParentUser",
     ]),
-    kind!(2, "SYSMONEVENT_FILE_TIME", Some("FileCreateTime"), version 5, level 4, false, false, [
+    kind!(FILE_CREATE_TIME, "SYSMONEVENT_FILE_TIME", Some("FileCreateTime"), version 5, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "TargetFilename",
         "CreationUtcTime", "PreviousCreationUtcTime", "User",
     ]),
@@ -76,7 +81,7 @@ pub static EVENTS: &[EventKind] = &[
     kind!(6, "SYSMONEVENT_DRIVER_LOAD", Some("DriverLoad"), version 4, level 4, false, false, [
         "RuleName", "UtcTime", "ImageLoaded", "Hashes", "Signed", "Signature", "SignatureStatus",
     ]),
-    kind!(7, "SYSMONEVENT_IMAGE_LOAD", Some("ImageLoad"), version 3, level 4, false, false, [
+    kind!(IMAGE_LOAD, "SYSMONEVENT_IMAGE_LOAD", Some("ImageLoad"), version 3, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "ImageLoaded", "FileVersion",
         "Description", "Product", "Company", "OriginalFileName", "Hashes", "Signed", "Signature",
         "SignatureStatus", "User",
@@ -117,10 +122,10 @@ pub static EVENTS: &[EventKind] = &[
     kind!(CONFIG_CHANGE, "SYSMONEVENT_SERVICE_CONFIGURATION_CHANGE", None, version 3, level 4, true, true, [
         "UtcTime", "Configuration", "ConfigurationFileHash",
     ]),
-    kind!(17, "SYSMONEVENT_CREATE_NAMEDPIPE", Some("PipeEvent"), version 1, level 4, false, false, [
+    kind!(PIPE_CREATED, "SYSMONEVENT_CREATE_NAMEDPIPE", Some("PipeEvent"), version 1, level 4, false, true, [
         "RuleName", "EventType", "UtcTime", "ProcessGuid", "ProcessId", "PipeName", "Image", "User",
     ]),
-    kind!(18, "SYSMONEVENT_CONNECT_NAMEDPIPE", Some("PipeEvent"), version 1, level 4, false, false, [
+    kind!(PIPE_CONNECTED, "SYSMONEVENT_CONNECT_NAMEDPIPE", Some("PipeEvent"), version 1, level 4, false, true, [
         "RuleName", "EventType", "UtcTime", "ProcessGuid", "ProcessId", "PipeName", "Image", "User",
     ]),
     kind!(19, "SYSMONEVENT_WMI_FILTER", Some("WmiEvent"), version 3, level 4, false, false, [
@@ -150,6 +155,11 @@ pub static EVENTS: &[EventKind] = &[
     kind!(26, "SYSMONEVENT_FILE_DELETE_DETECTED", Some("FileDeleteDetected"), version 5, level 4, false, false, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "User", "Image", "TargetFilename",
         "Hashes", "IsExecutable",
+    ]),
+    // Schema 4.90 (Sysmon 15); accepted in 4.81 configs too.
+    kind!(FILE_EXECUTABLE_DETECTED, "SYSMONEVENT_FILE_EXE_DETECTED", Some("FileExecutableDetected"), version 5, level 4, false, true, [
+        "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "User", "Image", "TargetFilename",
+        "Hashes",
     ]),
     kind!(ERROR, "SYSMONEVENT_ERROR", None, version 3, level 2, true, true, [
         "UtcTime", "ID", "Description",

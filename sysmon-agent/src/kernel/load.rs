@@ -52,6 +52,7 @@ pub struct Options<'a> {
 }
 
 /// Where an optional program attaches.
+#[derive(PartialEq)]
 enum Point {
     /// Syscall tracepoints; one this architecture lacks (no `open` on arm64) is skipped.
     Syscalls(&'static [&'static str]),
@@ -111,6 +112,145 @@ const SENSORS: &[(u16, &str, Point)] = &[
         "udp_recv",
         Point::Raw("sock_recv_length"),
     ),
+    (
+        schema::FILE_CREATE_TIME,
+        "utimensat_enter",
+        Point::Syscalls(&["sys_enter_utimensat"]),
+    ),
+    (
+        schema::FILE_CREATE_TIME,
+        "futimesat_enter",
+        Point::Syscalls(&["sys_enter_futimesat"]),
+    ),
+    (
+        schema::FILE_CREATE_TIME,
+        "utimes_enter",
+        Point::Syscalls(&["sys_enter_utimes"]),
+    ),
+    (
+        schema::FILE_CREATE_TIME,
+        "utime_enter",
+        Point::Syscalls(&["sys_enter_utime"]),
+    ),
+    (
+        schema::FILE_CREATE_TIME,
+        "attr_exit",
+        Point::Syscalls(&[
+            "sys_exit_utimensat",
+            "sys_exit_futimesat",
+            "sys_exit_utimes",
+            "sys_exit_utime",
+        ]),
+    ),
+    (
+        schema::FILE_EXECUTABLE_DETECTED,
+        "chmod_enter",
+        Point::Syscalls(&["sys_enter_chmod"]),
+    ),
+    (
+        schema::FILE_EXECUTABLE_DETECTED,
+        "fchmodat_enter",
+        Point::Syscalls(&["sys_enter_fchmodat", "sys_enter_fchmodat2"]),
+    ),
+    (
+        schema::FILE_EXECUTABLE_DETECTED,
+        "fchmod_enter",
+        Point::Syscalls(&["sys_enter_fchmod"]),
+    ),
+    (
+        schema::FILE_EXECUTABLE_DETECTED,
+        "attr_exit",
+        Point::Syscalls(&[
+            "sys_exit_chmod",
+            "sys_exit_fchmodat",
+            "sys_exit_fchmodat2",
+            "sys_exit_fchmod",
+        ]),
+    ),
+    (
+        schema::FILE_EXECUTABLE_DETECTED,
+        "exec_created",
+        Point::Syscalls(&[
+            "sys_exit_creat",
+            "sys_exit_open",
+            "sys_exit_openat",
+            "sys_exit_openat2",
+        ]),
+    ),
+    (
+        schema::FILE_CREATE_TIME,
+        "attr_changed",
+        Point::Raw("ctime_ns_xchg"),
+    ),
+    (
+        schema::FILE_CREATE_TIME,
+        "attr_changed",
+        Point::Raw("ctime_xchg_skip"),
+    ),
+    (
+        schema::FILE_CREATE_TIME,
+        "attr_changed",
+        Point::Raw("inode_set_ctime_to_ts"),
+    ),
+    (
+        schema::FILE_EXECUTABLE_DETECTED,
+        "attr_changed",
+        Point::Raw("ctime_ns_xchg"),
+    ),
+    (
+        schema::FILE_EXECUTABLE_DETECTED,
+        "attr_changed",
+        Point::Raw("ctime_xchg_skip"),
+    ),
+    (
+        schema::FILE_EXECUTABLE_DETECTED,
+        "attr_changed",
+        Point::Raw("inode_set_ctime_to_ts"),
+    ),
+    (
+        schema::PIPE_CREATED,
+        "mknod_enter",
+        Point::Syscalls(&["sys_enter_mknod"]),
+    ),
+    (
+        schema::PIPE_CREATED,
+        "mknodat_enter",
+        Point::Syscalls(&["sys_enter_mknodat"]),
+    ),
+    (
+        schema::PIPE_CREATED,
+        "attr_exit",
+        Point::Syscalls(&["sys_exit_mknod", "sys_exit_mknodat"]),
+    ),
+    (
+        schema::PIPE_CONNECTED,
+        "pipe_connect",
+        Point::Syscalls(&["sys_exit_open", "sys_exit_openat", "sys_exit_openat2"]),
+    ),
+    (
+        schema::IMAGE_LOAD,
+        "mmap_enter",
+        Point::Syscalls(&["sys_enter_mmap"]),
+    ),
+    (
+        schema::IMAGE_LOAD,
+        "mprotect_enter",
+        Point::Syscalls(&["sys_enter_mprotect", "sys_enter_pkey_mprotect"]),
+    ),
+    (
+        schema::IMAGE_LOAD,
+        "attr_exit",
+        Point::Syscalls(&[
+            "sys_exit_mmap",
+            "sys_exit_mprotect",
+            "sys_exit_pkey_mprotect",
+        ]),
+    ),
+    (
+        schema::IMAGE_LOAD,
+        "image_exec",
+        Point::Raw("sched_process_exec"),
+    ),
 ];
 
 /// One attachment of an optional program, so it can be detached again.
@@ -135,8 +275,11 @@ impl Probes {
     /// the next call tries it again).
     pub fn set_active(&mut self, active: &[u16]) -> Result<()> {
         let mut failed = Vec::new();
-        for (i, (id, name, point)) in SENSORS.iter().enumerate() {
-            let on = active.contains(id) && !self.gaps.iter().any(|g| g.sensor == i && g.off);
+        for (i, (_, name, point)) in SENSORS.iter().enumerate() {
+            let Some(wanted) = sensor_on(i, active) else {
+                continue;
+            };
+            let on = wanted && !self.gaps.iter().any(|g| g.sensor == i && g.off);
             let at = self.attached.iter().position(|(j, _)| *j == i);
             match (on, at) {
                 (true, None) => match attach(&mut self.ebpf, name, point) {
@@ -163,6 +306,23 @@ impl Probes {
     pub fn missing(&self) -> Option<String> {
         describe(&self.gaps)
     }
+}
+
+/// Whether the program of `SENSORS[i]` must be attached for `active`; `None` for an entry an
+/// earlier one owns: a program listed at the same point for several event ids is attached
+/// once, by its first entry, while any of those ids is active.
+fn sensor_on(i: usize, active: &[u16]) -> Option<bool> {
+    let (_, name, point) = &SENSORS[i];
+    let same = |(_, n, p): &&(u16, &str, Point)| n == name && p == point;
+    if SENSORS[..i].iter().any(|e| same(&e)) {
+        return None;
+    }
+    Some(
+        SENSORS
+            .iter()
+            .filter(same)
+            .any(|(id, _, _)| active.contains(id)),
+    )
 }
 
 /// Tracepoints an optional program needs that this kernel lacks.

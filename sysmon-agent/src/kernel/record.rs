@@ -3,6 +3,7 @@
 use sysmon_common::{
     Header, RecordKind,
     file::FileRecord,
+    file_info::FileInfoRecord,
     net::NetRecord,
     process::{ExecRecord, ExitRecord, ForkRecord},
 };
@@ -16,6 +17,8 @@ pub enum Record<'a> {
     /// FileCreate, FileDelete or RawAccess (see the header's kind).
     File(FileRecord, FileTail<'a>),
     Net(NetRecord),
+    /// FileCreateTime, FileExecutable, PipeCreate or ImageLoad (see the header's kind).
+    FileInfo(FileInfoRecord, FileTail<'a>),
 }
 
 /// The tail of a file record: a kernel-built path and/or a name as passed to the call.
@@ -51,7 +54,12 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
         }
         Some(RecordKind::Exit) => Ok(Record::Exit(copy(bytes)?)),
         Some(RecordKind::Fork) => Ok(Record::Fork(copy(bytes)?)),
-        Some(RecordKind::FileCreate | RecordKind::FileDelete | RecordKind::RawAccess) => {
+        Some(
+            RecordKind::FileCreate
+            | RecordKind::FileDelete
+            | RecordKind::RawAccess
+            | RecordKind::PipeConnect,
+        ) => {
             let rec: FileRecord = copy(bytes)?;
             let mut tail = &bytes[size_of::<FileRecord>()..];
             let dir = take(&mut tail, rec.dir_len)?;
@@ -59,6 +67,18 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
             Ok(Record::File(rec, FileTail { dir, name }))
         }
         Some(RecordKind::Network) => Ok(Record::Net(copy(bytes)?)),
+        Some(
+            RecordKind::FileCreateTime
+            | RecordKind::FileExecutable
+            | RecordKind::PipeCreate
+            | RecordKind::ImageLoad,
+        ) => {
+            let rec: FileInfoRecord = copy(bytes)?;
+            let mut tail = &bytes[size_of::<FileInfoRecord>()..];
+            let dir = take(&mut tail, rec.file.dir_len)?;
+            let name = take(&mut tail, rec.file.name_len)?;
+            Ok(Record::FileInfo(rec, FileTail { dir, name }))
+        }
         None => Err(BadRecord::UnknownKind(header.kind)),
     }
 }
@@ -112,6 +132,50 @@ mod tests {
         }
         // A tail shorter than its lengths say is refused, not read past.
         assert!(matches!(decode(&b[..b.len() - 1]), Err(BadRecord::Short)));
+    }
+
+    #[test]
+    fn file_info_records_carry_the_inode_and_the_same_tail() {
+        for kind in [
+            RecordKind::FileCreateTime,
+            RecordKind::FileExecutable,
+            RecordKind::PipeCreate,
+            RecordKind::ImageLoad,
+        ] {
+            let rec = FileInfoRecord {
+                file: FileRecord {
+                    header: Header {
+                        kind: kind as u32,
+                        ..Header::default()
+                    },
+                    dir_len: 4,
+                    name_len: 1,
+                    ..FileRecord::default()
+                },
+                ino: 77,
+                old_sec: -5,
+                ..FileInfoRecord::default()
+            };
+            let mut b = bytes(&rec);
+            b.extend_from_slice(b"/tmpf");
+            match decode(&b) {
+                Ok(Record::FileInfo(r, tail)) => {
+                    assert_eq!((r.ino, r.old_sec), (77, -5), "{kind:?}");
+                    assert_eq!((tail.dir, tail.name), (&b"/tmp"[..], &b"f"[..]));
+                }
+                _ => panic!("{kind:?}: not a file-info record"),
+            }
+            assert!(matches!(decode(&b[..b.len() - 1]), Err(BadRecord::Short)));
+        }
+        // ConnectPipe is a plain file record.
+        let rec = FileRecord {
+            header: Header {
+                kind: RecordKind::PipeConnect as u32,
+                ..Header::default()
+            },
+            ..FileRecord::default()
+        };
+        assert!(matches!(decode(&bytes(&rec)), Ok(Record::File(..))));
     }
 
     #[test]

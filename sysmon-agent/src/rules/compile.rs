@@ -6,7 +6,7 @@ use super::model::{Combine, EntrySpec, FilterSpec, ItemSpec};
 use crate::events::schema::{EventKind, by_id};
 
 /// Event ids are below this (255, the error event, is never filtered).
-const MAX_ID: usize = 27;
+const MAX_ID: usize = 32;
 
 /// The compiled rules: for each event id, its entries in the order they are tried.
 #[derive(Debug, Clone, Default)]

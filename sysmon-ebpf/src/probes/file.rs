@@ -1,13 +1,19 @@
 //! What the file probes share: syscall tracepoint fields and sending an open file's path.
 
-use aya_ebpf::programs::TracePointContext;
-use sysmon_common::{RecordKind, file::FileRecord, truncated};
+use aya_ebpf::{
+    helpers::generated::{bpf_probe_read_user, bpf_probe_read_user_str},
+    programs::TracePointContext,
+};
+use sysmon_common::{PATH_MAX, RecordKind, file::FileRecord, truncated};
 
 use crate::{
-    kernel::{Ptr, current_uid, off},
+    kernel::{Ptr, current_task, current_uid, file_of_fd, off, read_ptr},
     maps::{FILE_SCRATCH, count_drop, send},
     path,
 };
+
+/// The `dirfd` that means "relative to the cwd".
+pub const AT_FDCWD: i32 = -100;
 
 /// `long ret` of every `syscalls/sys_exit_*` record.
 const EXIT_RET: usize = 16;
@@ -48,4 +54,82 @@ pub fn send_file_path(kind: RecordKind, file: Ptr) {
     } else {
         count_drop(kind);
     }
+}
+
+/// Writes to `tail` (2 * PATH_MAX bytes of room) the path of `name` as a `*at` call was passed
+/// it: for a relative name, first the cwd or the directory fd's path (rebuilt in the kernel),
+/// then the name itself. Returns (`truncated` flags, dir length, name length), `None` when
+/// the name cannot be read (a bad pointer fails the call too) or is empty.
+#[inline(always)]
+pub fn name_path(dfd: i32, name: Ptr, tail: *mut u8) -> Option<(u32, usize, usize)> {
+    match name_path_read(dfd, name, tail) {
+        (flags, dir_len, NameRead::Read(name_len)) => Some((flags, dir_len, name_len)),
+        _ => None,
+    }
+}
+
+/// What reading a syscall's path argument gave.
+pub enum NameRead {
+    /// Its length, without the NUL.
+    Read(usize),
+    Empty,
+    /// A bad pointer, or a name in a page not yet faulted in, which the helper may not do at
+    /// syscall entry (the call itself faults it in and may succeed).
+    Unreadable,
+}
+
+/// [`name_path`], telling an empty name from an unreadable one.
+#[inline(always)]
+pub fn name_path_read(dfd: i32, name: Ptr, tail: *mut u8) -> (u32, usize, NameRead) {
+    let mut first = 0u8;
+    unsafe { bpf_probe_read_user(&raw mut first as *mut _, 1, name as *const _) };
+    let mut flags = 0;
+    let mut dir_len = 0usize;
+    if first != b'/' {
+        let base = if dfd == AT_FDCWD {
+            let fs = read_ptr(current_task(), off!(task_fs));
+            if fs.is_null() {
+                fs
+            } else {
+                fs.wrapping_add(off!(fs_pwd) as usize)
+            }
+        } else {
+            let file = file_of_fd(dfd as i64 as u64);
+            if file.is_null() {
+                file
+            } else {
+                file.wrapping_add(off!(file_f_path) as usize)
+            }
+        };
+        if !base.is_null() {
+            let built = path::build(base);
+            if built.truncated {
+                flags |= truncated::PATH;
+            }
+            dir_len = path::copy_out(&built, tail);
+        }
+    }
+    let dir_len = dir_len & (PATH_MAX - 1);
+    let got = unsafe {
+        bpf_probe_read_user_str(
+            tail.wrapping_add(dir_len) as *mut _,
+            PATH_MAX as u32,
+            name as *const _,
+        )
+    };
+    // The length includes the NUL.
+    let read = match got {
+        1 => NameRead::Empty,
+        g if g > 1 => NameRead::Read((g as usize - 1) & (PATH_MAX - 1)),
+        _ => NameRead::Unreadable,
+    };
+    (flags, dir_len, read)
+}
+
+/// Writes the path of `file` (rebuilt from its dentry) to `tail`; returns (flags, length).
+#[inline(always)]
+pub fn file_path(file: Ptr, tail: *mut u8) -> (u32, usize) {
+    let built = path::build(file.wrapping_add(off!(file_f_path) as usize));
+    let len = path::copy_out(&built, tail);
+    (if built.truncated { truncated::PATH } else { 0 }, len)
 }

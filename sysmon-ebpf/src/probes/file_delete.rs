@@ -14,17 +14,13 @@ use aya_ebpf::{
 use sysmon_common::{
     PATH_MAX, RecordKind,
     file::{AT_REMOVEDIR, FILE_TAIL_MAX, FileRecord},
-    truncated,
 };
 
-use super::file::{enter_arg, exit_ret};
+use super::file::{AT_FDCWD, NameRead, enter_arg, exit_ret, name_path_read};
 use crate::{
-    kernel::{Ptr, current_task, current_uid, file_of_fd, off, read_ptr},
+    kernel::{Ptr, current_uid},
     maps::{DELETES, FILE_SCRATCH, FileScratch, count_drop, send},
-    path,
 };
-
-const AT_FDCWD: i32 = -100;
 
 #[tracepoint]
 pub fn unlink_enter(ctx: TracePointContext) -> u32 {
@@ -106,56 +102,20 @@ fn enter(dfd: i32, name: Ptr) {
         return;
     };
     let s = unsafe { &mut *s };
-    let mut first = 0u8;
-    unsafe { bpf_probe_read_user(&raw mut first as *mut _, 1, name as *const _) };
-    let mut flags = 0;
-    let mut dir_len = 0usize;
-    if first != b'/' {
-        let base = if dfd == AT_FDCWD {
-            let fs = read_ptr(current_task(), off!(task_fs));
-            if fs.is_null() {
-                fs
-            } else {
-                fs.wrapping_add(off!(fs_pwd) as usize)
-            }
-        } else {
-            let file = file_of_fd(dfd as i64 as u64);
-            if file.is_null() {
-                file
-            } else {
-                file.wrapping_add(off!(file_f_path) as usize)
-            }
-        };
-        if !base.is_null() {
-            let built = path::build(base);
-            if built.truncated {
-                flags |= truncated::PATH;
-            }
-            dir_len = path::copy_out(&built, s.tail.as_mut_ptr());
+    let (flags, dir_len, read) = name_path_read(dfd, name, s.tail.as_mut_ptr());
+    // An empty name fails the unlink (ENOENT). An unreadable one is a bad pointer (the
+    // unlink fails too, EFAULT) or a name in a page not yet faulted in (the unlink faults it
+    // in and may succeed): parked with no name and the pointer, for the exit to read again.
+    let name_len = match read {
+        NameRead::Read(n) => n,
+        NameRead::Empty => return,
+        NameRead::Unreadable => {
+            unsafe {
+                (s.tail.as_mut_ptr().wrapping_add(NAME_PTR_AT) as *mut u64)
+                    .write_unaligned(name as u64)
+            };
+            0
         }
-    }
-    let dir_len = dir_len & (PATH_MAX - 1);
-    let got = unsafe {
-        bpf_probe_read_user_str(
-            s.tail.as_mut_ptr().wrapping_add(dir_len) as *mut _,
-            PATH_MAX as u32,
-            name as *const _,
-        )
-    };
-    // The length includes the NUL, so 1 is an empty name (the unlink fails, ENOENT). A
-    // failed read is a bad pointer (the unlink fails too, EFAULT) or a name in a page not
-    // yet faulted in, which the helper may not do here (the unlink faults it in and may
-    // succeed): parked with no name and the pointer, for the exit to read it again.
-    if got == 1 {
-        return;
-    }
-    let name_len = if got > 1 {
-        (got as usize - 1) & (PATH_MAX - 1)
-    } else {
-        unsafe {
-            (s.tail.as_mut_ptr().wrapping_add(NAME_PTR_AT) as *mut u64).write_unaligned(name as u64)
-        };
-        0
     };
     let total = core::mem::size_of::<FileRecord>() + dir_len + name_len;
     s.rec = FileRecord {

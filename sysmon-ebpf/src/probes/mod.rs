@@ -1,13 +1,18 @@
 //! One program per event kind.
 
+mod attr;
 mod exec;
 mod exit;
 mod file;
 mod file_create;
 mod file_delete;
+mod file_exec;
+mod file_time;
 mod fork;
+mod image_load;
 mod network;
 mod network_udp;
+mod pipe;
 mod raw_access;
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};

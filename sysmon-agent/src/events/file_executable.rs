@@ -1,0 +1,88 @@
+//! Event 29, FileExecutableDetected, from a file-info record: a regular file created with an
+//! execute bit, or given one by chmod.
+
+use std::os::unix::fs::MetadataExt;
+
+use sysmon_common::file_info::FileInfoRecord;
+
+use super::{Event, file, schema};
+use crate::{
+    enrich::{Enrich, hashes::FileId},
+    kernel::record::FileTail,
+};
+
+pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enrich) {
+    ev.reset(schema::by_id(schema::FILE_EXECUTABLE_DETECTED).unwrap());
+    let image = file::push_head(ev, &rec.file, cx);
+    file::push_user(ev, &rec.file, cx);
+    ev.push(&image);
+    let at = ev.len();
+    file::push_target(ev, &rec.file, tail);
+    // Read by path, checked against the inode the kernel saw: `-` once it is gone or replaced.
+    // The content is what it is when read: a file created executable is often still being
+    // written, so its size and time are taken now, not from the record.
+    let path: std::rc::Rc<str> = ev.get(at).into();
+    let (size, mtime_sec, mtime_nsec) = match std::fs::metadata(&*path) {
+        Ok(m) if m.ino() == rec.ino => (m.size() as i64, m.mtime(), m.mtime_nsec() as u32),
+        _ => (rec.size, rec.old_sec, rec.old_nsec),
+    };
+    let id = FileId {
+        dev: rec.dev,
+        ino: rec.ino,
+        size,
+        mtime_sec,
+        mtime_nsec,
+    };
+    let hashes = cx
+        .hasher
+        .hashes(id, rec.file.header.tgid, &path)
+        .unwrap_or("");
+    ev.push(hashes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_for(path: &std::path::Path) -> FileInfoRecord {
+        let m = std::fs::metadata(path).unwrap();
+        FileInfoRecord {
+            file: sysmon_common::file::FileRecord {
+                dir_len: path.as_os_str().len() as u32,
+                ..Default::default()
+            },
+            dev: ((libc::major(m.dev()) << 20) | libc::minor(m.dev())),
+            ino: m.ino(),
+            size: 0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hashes_the_content_as_read_and_dash_once_the_file_is_gone() {
+        let path = std::env::temp_dir().join(format!("sysmon-fexec-{}", std::process::id()));
+        std::fs::write(&path, b"\x7fELF").unwrap();
+        let rec = record_for(&path);
+        let bytes = path.as_os_str().as_encoded_bytes();
+        let tail = FileTail {
+            dir: bytes,
+            name: b"",
+        };
+        let mut cx = Enrich::new(Default::default());
+        let mut ev = Event::new(schema::by_id(schema::FILE_EXECUTABLE_DETECTED).unwrap());
+        // Created empty (size 0 in the record), written since: the content now is hashed.
+        build(&mut ev, &rec, &tail, &mut cx);
+        assert!(ev.is_complete());
+        assert_eq!(
+            ev.field("Hashes"),
+            Some("SHA256=3bdbb4fe8397cd2b842430b39ccff01a8663c751945ef5e9a09e267fb8b1d359")
+        );
+        std::fs::remove_file(&path).unwrap();
+        let rec = FileInfoRecord {
+            ino: rec.ino + 1,
+            ..rec
+        };
+        build(&mut ev, &rec, &tail, &mut cx);
+        assert_eq!(ev.field("Hashes"), Some("-"));
+    }
+}
