@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 
 use sysmon_common::file_info::FileInfoRecord;
 
-use super::{Event, file, schema};
+use super::{Deferred, Event, file, schema};
 use crate::{
     enrich::{Enrich, hashes::FileId},
     kernel::record::FileTail,
@@ -33,11 +33,13 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
         mtime_sec,
         mtime_nsec,
     };
-    let hashes = cx
-        .hasher
-        .hashes(id, rec.file.header.tgid, &path)
-        .unwrap_or("");
-    ev.push(hashes);
+    // Hashed only once the rules keep the event (or need the digest to judge it).
+    ev.defer(Deferred::Hashes {
+        field: ev.len(),
+        path: at,
+        file: id,
+        pid: rec.file.header.tgid,
+    });
 }
 
 #[cfg(test)]
@@ -71,7 +73,11 @@ mod tests {
         let mut cx = Enrich::new(Default::default());
         let mut ev = Event::new(schema::by_id(schema::FILE_EXECUTABLE_DETECTED).unwrap());
         // Created empty (size 0 in the record), written since: the content now is hashed.
-        build(&mut ev, &rec, &tail, &mut cx);
+        let mut build = |ev: &mut Event, rec: &FileInfoRecord| {
+            build(ev, rec, &tail, &mut cx);
+            ev.take_deferred().unwrap().fill(ev, &mut cx);
+        };
+        build(&mut ev, &rec);
         assert!(ev.is_complete());
         assert_eq!(
             ev.field("Hashes"),
@@ -82,7 +88,7 @@ mod tests {
             ino: rec.ino + 1,
             ..rec
         };
-        build(&mut ev, &rec, &tail, &mut cx);
+        build(&mut ev, &rec);
         assert_eq!(ev.field("Hashes"), Some("-"));
     }
 }

@@ -3,7 +3,7 @@
 
 use sysmon_common::file_info::FileInfoRecord;
 
-use super::{Event, file, schema};
+use super::{Deferred, Event, file, schema};
 use crate::{
     enrich::{Enrich, hashes::FileId},
     kernel::record::FileTail,
@@ -26,12 +26,13 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
         mtime_sec: rec.old_sec,
         mtime_nsec: rec.old_nsec,
     };
-    let path: std::rc::Rc<str> = ev.get(at).into();
-    let hashes = cx
-        .hasher
-        .hashes(id, rec.file.header.tgid, &path)
-        .unwrap_or("");
-    ev.push(hashes);
+    // Hashed only once the rules keep the event (or need the digest to judge it).
+    ev.defer(Deferred::Hashes {
+        field: ev.len(),
+        path: at,
+        file: id,
+        pid: rec.file.header.tgid,
+    });
     // Signed, Signature, SignatureStatus.
     for _ in 0..3 {
         ev.push("-");
