@@ -87,6 +87,13 @@ offsets! {
     inode_i_mtime_sec => "inode"."i_mtime_sec|__i_mtime.tv_sec|i_mtime.tv_sec",
     inode_i_mtime_nsec => "inode"."i_mtime_nsec|__i_mtime.tv_nsec|i_mtime.tv_nsec",
     sb_s_dev => "super_block"."s_dev",
+    inode_i_nlink => "inode"."i_nlink|__i_nlink",
+    file_f_op => "file"."f_op",
+    fops_open => "file_operations"."open",
+    proc_inode_pid => "proc_inode"."pid",
+    proc_inode_vfs_inode => "proc_inode"."vfs_inode",
+    pid_tasks => "pid"."tasks",
+    task_pid_links => "task_struct"."pid_links",
 }
 
 /// Members that some kernels lack; the programs treat them as unknown.
@@ -96,6 +103,9 @@ pub const OPTIONAL: &[&str] = &[
     // CONFIG_IPV6 off.
     "skc_v6_daddr",
     "skc_v6_rcv_saddr",
+    // Only to name the target of a /proc/<pid>/mem open (internal to fs/proc).
+    "proc_inode_pid",
+    "proc_inode_vfs_inode",
 ];
 
 #[cfg(feature = "user")]

@@ -3,11 +3,14 @@
 //! One builder file per event id turns a kernel record (plus the process cache) into an
 //! [`Event`]. The rules engine and the renderer see only this type.
 
+pub mod create_remote_thread;
 pub mod file;
 pub mod file_create;
 pub mod file_delete;
 pub mod network_connect;
+pub mod process_access;
 pub mod process_create;
+pub mod process_tampering;
 pub mod process_terminate;
 pub mod raw_access_read;
 pub mod schema;

@@ -5,15 +5,15 @@ use std::{fs, path::Path};
 use anyhow::{Context, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{
         RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId,
         trace_point::TracePointLinkId,
     },
 };
-use sysmon_common::{RecordKind, offsets::ABSENT};
+use sysmon_common::{RecordKind, access, offsets::ABSENT};
 
-use super::btf;
+use super::{btf, kallsyms};
 use crate::events::schema;
 
 /// The object built by `cargo xtask build-ebpf`, embedded by build.rs.
@@ -111,7 +111,37 @@ const SENSORS: &[(u16, &str, Point)] = &[
         "udp_recv",
         Point::Raw("sock_recv_length"),
     ),
+    // Events 10 and 8 share programs (a program listed for several events is attached once,
+    // when any of them is on; ACCESS_ON tells it which to produce).
+    (schema::PROCESS_ACCESS, "ptrace_enter", PTRACE_ENTER),
+    (schema::PROCESS_ACCESS, "ptrace_exit", PTRACE_EXIT),
+    (
+        schema::PROCESS_ACCESS,
+        "vm_readv_enter",
+        Point::Syscalls(&["sys_enter_process_vm_readv"]),
+    ),
+    (schema::PROCESS_ACCESS, "vm_writev_enter", VM_WRITEV_ENTER),
+    (schema::PROCESS_ACCESS, "vm_rw_exit", VM_RW_EXIT),
+    (
+        schema::PROCESS_ACCESS,
+        "proc_mem_exit",
+        Point::Syscalls(&["sys_exit_open", "sys_exit_openat", "sys_exit_openat2"]),
+    ),
+    (schema::CREATE_REMOTE_THREAD, "ptrace_enter", PTRACE_ENTER),
+    (schema::CREATE_REMOTE_THREAD, "ptrace_exit", PTRACE_EXIT),
+    (
+        schema::CREATE_REMOTE_THREAD,
+        "vm_writev_enter",
+        VM_WRITEV_ENTER,
+    ),
+    (schema::CREATE_REMOTE_THREAD, "vm_rw_exit", VM_RW_EXIT),
 ];
+
+const PTRACE_ENTER: Point = Point::Syscalls(&["sys_enter_ptrace"]);
+const PTRACE_EXIT: Point = Point::Syscalls(&["sys_exit_ptrace"]);
+const VM_WRITEV_ENTER: Point = Point::Syscalls(&["sys_enter_process_vm_writev"]);
+const VM_RW_EXIT: Point =
+    Point::Syscalls(&["sys_exit_process_vm_readv", "sys_exit_process_vm_writev"]);
 
 /// One attachment of an optional program, so it can be detached again.
 enum Link {
@@ -130,8 +160,14 @@ pub struct Probes {
 impl Probes {
     /// Attaches the probes of `active` event kinds, detaches the others.
     pub fn set_active(&mut self, active: &[u16]) -> Result<()> {
-        for (i, (id, name, _)) in SENSORS.iter().enumerate() {
-            let on = active.contains(id);
+        for (i, (_, name, _)) in SENSORS.iter().enumerate() {
+            // A program listed for several events is handled at its first entry.
+            if SENSORS[..i].iter().any(|(_, n, _)| n == name) {
+                continue;
+            }
+            let on = SENSORS
+                .iter()
+                .any(|(id, n, _)| n == name && active.contains(id));
             let at = self.attached.iter().position(|(j, _)| *j == i);
             match (on, at) {
                 (true, None) => {
@@ -145,6 +181,15 @@ impl Probes {
                 _ => {}
             }
         }
+        let mut access_on = 0;
+        if active.contains(&schema::PROCESS_ACCESS) {
+            access_on |= access::on::ACCESS;
+        }
+        if active.contains(&schema::CREATE_REMOTE_THREAD) {
+            access_on |= access::on::REMOTE;
+        }
+        let map = self.ebpf.map_mut("ACCESS_ON").context("map ACCESS_ON")?;
+        Array::<_, u32>::try_from(map)?.set(0, access_on, 0)?;
         Ok(())
     }
 }
@@ -160,10 +205,19 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         .map_err(|(_, e)| e)
         .context("counting CPUs")? as u32;
 
+    // Without it opens of /proc/<pid>/mem are not recognised (ptrace and process_vm are).
+    let mem_open = kallsyms::function("mem_open").unwrap_or_else(|| {
+        eprintln!("sysmon: no address for mem_open in /proc/kallsyms: opens of /proc/<pid>/mem are not reported");
+        0
+    });
+    let regs_ip = kallsyms::user_regs_ip().unwrap_or(ABSENT);
+
     // Maps are sized for every kind, so that a reload can turn any of them on.
     let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &offsets, true)
         .override_global("EXIT_GROUP_DEAD", &group_dead, true)
+        .override_global("PROC_MEM_OPEN", &mem_open, true)
+        .override_global("USER_REGS_IP", &regs_ip, true)
         .map_max_entries("EXEC_SCRATCH", cpus)
         .map_max_entries("EVENTS", ring_bytes()?)
         .map_max_entries("DELETES", DELETES_IN_FLIGHT)

@@ -2,6 +2,7 @@
 
 use sysmon_common::{
     Header, RecordKind,
+    access::AccessRecord,
     file::FileRecord,
     net::NetRecord,
     process::{ExecRecord, ExitRecord, ForkRecord},
@@ -16,6 +17,8 @@ pub enum Record<'a> {
     /// FileCreate, FileDelete or RawAccess (see the header's kind).
     File(FileRecord, FileTail<'a>),
     Net(NetRecord),
+    /// ProcessAccess and/or CreateRemoteThread.
+    Access(AccessRecord),
 }
 
 /// The tail of a file record: a kernel-built path and/or a name as passed to the call.
@@ -59,6 +62,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
             Ok(Record::File(rec, FileTail { dir, name }))
         }
         Some(RecordKind::Network) => Ok(Record::Net(copy(bytes)?)),
+        Some(RecordKind::Access) => Ok(Record::Access(copy(bytes)?)),
         None => Err(BadRecord::UnknownKind(header.kind)),
     }
 }
