@@ -177,14 +177,12 @@ fn park(via: u32, target: u32, access: u32, remote: bool, request: u64, addr: u6
     }
     let on = wanted();
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    let access = if access != NO_ACCESS
-        && on & on::ACCESS != 0
-        && due(&key(me, target, access), now)
-    {
-        access
-    } else {
-        NO_ACCESS
-    };
+    let access =
+        if access != NO_ACCESS && on & on::ACCESS != 0 && due(&key(me, target, access), now) {
+            access
+        } else {
+            NO_ACCESS
+        };
     let remote = remote && on & on::REMOTE != 0 && due(&key(me, target, REMOTE_KIND), now);
     if access == NO_ACCESS && !remote {
         return;
