@@ -1100,3 +1100,147 @@ fn without_a_config_element_no_access_probe_runs_and_nothing_is_reported() {
         );
     }
 }
+
+/// CPU time of the calling thread, ns: unlike wall-clock time it does not count waiting for
+/// a core, so the other work on the machine hardly shows.
+fn thread_ns() -> u128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
+}
+
+/// (run_time_ns, run_cnt) summed over the eBPF programs `pid` holds (kernel BPF stats).
+fn bpf_run_time(pid: u32) -> (u64, u64) {
+    let mut sum = (0, 0);
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return sum;
+    };
+    for fd in fds.flatten() {
+        let info = std::fs::read_to_string(fd.path()).unwrap_or_default();
+        let get = |k: &str| -> u64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        if info.contains("prog_tag:") {
+            sum.0 += get("run_time_ns:");
+            sum.1 += get("run_cnt:");
+        }
+    }
+    sum
+}
+
+/// Turns the kernel's BPF run-time statistics on while it lives (off again after).
+struct BpfStats;
+
+impl BpfStats {
+    const PATH: &str = "/proc/sys/kernel/bpf_stats_enabled";
+    fn on() -> Option<BpfStats> {
+        let was = std::fs::read_to_string(Self::PATH).ok()?;
+        if was.trim() != "0" {
+            return None; // someone else's: leave it alone
+        }
+        std::fs::write(Self::PATH, "1").ok()?;
+        Some(BpfStats)
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, "0");
+    }
+}
+
+/// The cost of the probes on the calls they watch, in ns per call: a debugger's peeks, a
+/// memory reader's process_vm_readv, and every open on the machine (the /proc/<pid>/mem
+/// probe sits on open's exit). The calling thread's CPU time per call, and the run time of
+/// the agent's programs per call from the kernel's BPF statistics. Run by hand:
+/// `cargo xtask test -- --test process_access bench -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_access_probe_cost() {
+    let Some(_serial) = kernel_test("access_bench") else {
+        return;
+    };
+    const CALLS: u32 = 100_000;
+    type Calls<'a> = (&'a str, &'a dyn Fn(i32));
+    let null = CString::new("/dev/null").unwrap();
+    let peek = |pid: i32| unsafe {
+        libc::ptrace(libc::PTRACE_PEEKDATA, pid, addr_of(&WORD), NULL);
+    };
+    let readv = |pid: i32| {
+        let mut buf = 0u64;
+        let local = libc::iovec {
+            iov_base: (&raw mut buf).cast(),
+            iov_len: 8,
+        };
+        let remote = libc::iovec {
+            iov_base: addr_of(&WORD) as *mut _,
+            iov_len: 8,
+        };
+        unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    };
+    let open = |_: i32| unsafe {
+        libc::close(libc::open(null.as_ptr(), libc::O_RDONLY));
+    };
+    let calls: [Calls; 3] = [
+        ("PTRACE_PEEKDATA", &peek),
+        ("process_vm_readv", &readv),
+        ("open+close", &open),
+    ];
+    // Best of three runs: (thread CPU ns per call, agent BPF ns per call).
+    let measure = |agent: Option<u32>| -> Vec<(f64, f64)> {
+        let child = Child::spawn();
+        child.attach();
+        calls
+            .iter()
+            .map(|(_, f)| {
+                (0..3)
+                    .map(|_| {
+                        let bpf0 = agent.map(bpf_run_time).unwrap_or_default();
+                        let t0 = thread_ns();
+                        for _ in 0..CALLS {
+                            f(child.pid);
+                        }
+                        let cpu = (thread_ns() - t0) as f64 / CALLS as f64;
+                        let bpf1 = agent.map(bpf_run_time).unwrap_or_default();
+                        (cpu, (bpf1.0 - bpf0.0) as f64 / CALLS as f64)
+                    })
+                    .fold((f64::MAX, f64::MAX), |a, b| (a.0.min(b.0), a.1.min(b.1)))
+            })
+            .collect()
+    };
+    let stats = BpfStats::on();
+    let mut rows = vec![("no agent", measure(None))];
+    for (label, config) in [
+        ("agent, defaults (probes off)", None),
+        // For scale: another probe on open's exit.
+        (
+            "agent, FileCreate on",
+            Some(sysmon_tests::config_logging(&["FileCreate"])),
+        ),
+        ("agent, events 8 and 10 on", Some(all_on())),
+    ] {
+        let s = Session::start("access-bench", config.as_deref());
+        rows.push((label, measure(Some(s.agent.pid))));
+        s.stop();
+    }
+    drop(stats);
+    println!("ns per call: thread CPU (agent's eBPF programs)");
+    print!("{:<30}", "");
+    for (name, _) in &calls {
+        print!("{name:>22}");
+    }
+    println!();
+    for (label, cells) in rows {
+        print!("{label:<30}");
+        for (cpu, bpf) in cells {
+            print!("{:>22}", format!("{cpu:.0} ({bpf:.0})"));
+        }
+        println!();
+    }
+}
