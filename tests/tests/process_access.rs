@@ -142,7 +142,7 @@ impl Drop for Child {
     fn drop(&mut self) {
         unsafe {
             libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+            libc::waitpid(self.pid, std::ptr::null_mut(), libc::__WALL);
         }
     }
 }
@@ -617,6 +617,98 @@ fn process_vm_and_proc_mem_and_peeks_give_process_access_once_a_second() {
         of_id(&events, 10, me_pid).is_empty(),
         "no event for its own memory"
     );
+}
+
+#[test]
+fn every_thread_of_a_process_is_that_process_once_a_second() {
+    let Some(_serial) = kernel_test("access_threads") else {
+        return;
+    };
+    let s = Session::start("access-threads", Some(&all_on()));
+    let t0 = now_ms();
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // glibc's fork leaves malloc usable, so the child may start threads.
+        for _ in 0..3 {
+            std::thread::spawn(|| {
+                loop {
+                    unsafe { libc::pause() };
+                }
+            });
+        }
+        loop {
+            unsafe { libc::pause() };
+        }
+    }
+    let child = Child {
+        pid,
+        guids: guids_of(pid),
+    };
+    let tids = || -> Vec<i32> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    wait_for(|| tids().len() == 4, "the child's threads");
+    let mut tids = tids();
+    tids.sort_by_key(|t| (*t == pid, *t)); // threads first, the leader last
+    for tid in &tids {
+        let mut buf = 0u64;
+        let local = libc::iovec {
+            iov_base: (&raw mut buf).cast(),
+            iov_len: 8,
+        };
+        let remote = libc::iovec {
+            iov_base: addr_of(&WORD) as *mut _,
+            iov_len: 8,
+        };
+        assert_eq!(
+            unsafe { libc::process_vm_readv(*tid, &local, 1, &remote, 1, 0) },
+            8
+        );
+        let rc = unsafe { libc::ptrace(libc::PTRACE_SEIZE, *tid, NULL, NULL) };
+        assert_eq!(rc, 0, "seize {tid}: {}", std::io::Error::last_os_error());
+    }
+    wait_events(&s, 10, pid, 2);
+    let t1 = now_ms();
+    let me_pid = std::process::id() as i32;
+    let my_guids = guids_of(me_pid);
+    let (events, _) = s.stop();
+    let mut got = of_id(&events, 10, pid);
+    got.sort_by_key(|e| e.get("GrantedAccess").unwrap().to_string());
+    assert_eq!(
+        got.len(),
+        2,
+        "one read and one attach for four threads: {got:?}"
+    );
+    for (e, granted) in got.iter().zip(["0x0", "0x10"]) {
+        check_access(
+            e,
+            &Access {
+                source: (me_pid, gettid(), &my_guids),
+                target: (pid, &child.guids),
+                granted,
+                users: ("root", "root"),
+                window: (t0, t1),
+            },
+            granted,
+        );
+    }
+    let tids: Vec<String> = tids.iter().map(|t| t.to_string()).collect();
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.id == 10)
+            .all(|e| !tids[..3].contains(&e.get("TargetProcessId").unwrap().to_string())),
+        "no thread id as TargetProcessId"
+    );
+    // Traced threads stay zombies until their tracer (this thread) reaps each one.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    for tid in &tids {
+        unsafe { libc::waitpid(tid.parse().unwrap(), std::ptr::null_mut(), libc::__WALL) };
+    }
+    drop(child);
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -18,6 +18,8 @@ pub struct Enrich {
     pub hasher: hashes::Hasher,
     pub logons: logon::Logons,
     pub clock: clock::Clock,
+    /// Events 8 and 10 once a second per target process.
+    pub access: crate::events::process_access::AccessLimit,
 }
 
 impl Enrich {
@@ -30,6 +32,7 @@ impl Enrich {
             hasher: hashes::Hasher::new(algs),
             logons: logon::Logons::new(machine),
             clock,
+            access: Default::default(),
         }
     }
 }

@@ -2,18 +2,19 @@
 //! flow (ptrace POKETEXT/POKEDATA/POKEUSR/SETREGS/SETREGSET, process_vm_writev). From the
 //! same access record as event 10; the kernel sends it once per (source, target) a second.
 
-use sysmon_common::access::{AccessRecord, flag};
+use sysmon_common::access::AccessRecord;
 
 use super::{
     Event,
-    process_access::{Target, push_users, source},
+    process_access::{Target, push_users, remote_due, source},
     schema,
 };
 use crate::enrich::{Enrich, clock, procfs};
 
-/// Builds the event; false when the record carries no event 8.
+/// Builds the event; false when the record carries no event 8 or its process already had
+/// one this second.
 pub fn build(ev: &mut Event, rec: &AccessRecord, target: &Target, cx: &mut Enrich) -> bool {
-    if rec.flags & flag::REMOTE == 0 {
+    if !remote_due(rec, target, cx) {
         return false;
     }
     ev.reset(schema::by_id(schema::CREATE_REMOTE_THREAD).unwrap());

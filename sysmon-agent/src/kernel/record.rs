@@ -119,6 +119,27 @@ mod tests {
     }
 
     #[test]
+    fn access_record_decodes() {
+        let rec = AccessRecord {
+            header: Header {
+                kind: RecordKind::Access as u32,
+                ..Header::default()
+            },
+            target_tid: 77,
+            address: 0x7f00_0000_1000,
+            ..AccessRecord::default()
+        };
+        assert!(matches!(
+            decode(&bytes(&rec)),
+            Ok(Record::Access(r)) if r.target_tid == 77 && r.address == 0x7f00_0000_1000
+        ));
+        assert!(matches!(
+            decode(&bytes(&rec)[..size_of::<AccessRecord>() - 1]),
+            Err(BadRecord::Short)
+        ));
+    }
+
+    #[test]
     fn network_record_decodes_and_unknown_kinds_are_refused() {
         let rec = NetRecord {
             header: Header {
