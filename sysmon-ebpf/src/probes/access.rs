@@ -196,7 +196,7 @@ fn park(via: u32, target: u32, access: u32, remote: bool, request: u64, addr: u6
         addr,
         data,
     };
-    if ACCESS_CALLS.insert(id, &call, 0).is_err() {
+    if ACCESS_CALLS.insert(id, call, 0).is_err() {
         count_drop(RecordKind::Access);
     }
 }
@@ -286,7 +286,7 @@ fn due(key: &AccessKey, now: u64) -> bool {
 
 #[inline(always)]
 fn mark(key: &AccessKey, now: u64) {
-    let _ = ACCESS_SEEN.insert(key, &now, 0);
+    let _ = ACCESS_SEEN.insert(key, now, 0);
 }
 
 #[inline(always)]
