@@ -160,14 +160,8 @@ pub struct Probes {
 impl Probes {
     /// Attaches the probes of `active` event kinds, detaches the others.
     pub fn set_active(&mut self, active: &[u16]) -> Result<()> {
-        for (i, (_, name, _)) in SENSORS.iter().enumerate() {
-            // A program listed for several events is handled at its first entry.
-            if SENSORS[..i].iter().any(|(_, n, _)| n == name) {
-                continue;
-            }
-            let on = SENSORS
-                .iter()
-                .any(|(id, n, _)| n == name && active.contains(id));
+        for (i, on) in wanted(active) {
+            let name = SENSORS[i].1;
             let at = self.attached.iter().position(|(j, _)| *j == i);
             match (on, at) {
                 (true, None) => {
@@ -192,6 +186,23 @@ impl Probes {
         Array::<_, u32>::try_from(map)?.set(0, access_on, 0)?;
         Ok(())
     }
+}
+
+/// (index in SENSORS, whether to attach) for each optional program: a program listed for
+/// several events appears once, at its first entry, wanted when any of them is active.
+fn wanted(active: &[u16]) -> impl Iterator<Item = (usize, bool)> + '_ {
+    SENSORS
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, (_, name, _))| {
+            if SENSORS[..i].iter().any(|(_, n, _)| n == name) {
+                return None;
+            }
+            let on = SENSORS
+                .iter()
+                .any(|(id, n, _)| n == name && active.contains(id));
+            Some((i, on))
+        })
 }
 
 pub fn load(opts: &Options) -> Result<Loaded> {
@@ -379,4 +390,60 @@ fn mount_if_missing(fstype: &str, target: &str, probe: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attached(active: &[u16]) -> Vec<&'static str> {
+        let mut v: Vec<_> = wanted(active)
+            .filter(|(_, on)| *on)
+            .map(|(i, _)| SENSORS[i].1)
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn shared_programs_attach_once_for_either_event() {
+        let ptrace_vm = [
+            "ptrace_enter",
+            "ptrace_exit",
+            "vm_rw_exit",
+            "vm_writev_enter",
+        ];
+        // (active events, programs attached)
+        let cases: &[(&[u16], &[&str])] = &[
+            (&[], &[]),
+            (&[schema::PROCESS_TAMPERING], &[]),
+            (
+                &[schema::PROCESS_ACCESS],
+                &[
+                    "proc_mem_exit",
+                    "ptrace_enter",
+                    "ptrace_exit",
+                    "vm_readv_enter",
+                    "vm_rw_exit",
+                    "vm_writev_enter",
+                ],
+            ),
+            (&[schema::CREATE_REMOTE_THREAD], &ptrace_vm),
+            (
+                &[schema::CREATE_REMOTE_THREAD, schema::PROCESS_ACCESS],
+                &[
+                    "proc_mem_exit",
+                    "ptrace_enter",
+                    "ptrace_exit",
+                    "vm_readv_enter",
+                    "vm_rw_exit",
+                    "vm_writev_enter",
+                ],
+            ),
+            (&[schema::FILE_CREATE], &["file_create"]),
+        ];
+        for (active, want) in cases {
+            assert_eq!(attached(active), *want, "{active:?}");
+        }
+    }
 }
