@@ -153,6 +153,7 @@ fn run(
             tty: -1,
             loginuid: u32::MAX,
             sessionid: u32::MAX,
+            exe_nlink: 1,
             exe_ino: exe.ino(),
             exe_dev: dev as u32,
             exe_size: exe.size() as i64,

@@ -16,8 +16,9 @@ use tokio::{
 use crate::{
     enrich::{Enrich, clock},
     events::{
-        Event, file_create, file_create_time, file_delete, file_executable, image_load,
-        network_connect, pipe, process_create, process_terminate, raw_access_read, schema, service,
+        Event, create_remote_thread, file_create, file_create_time, file_delete, file_executable,
+        image_load, network_connect, pipe, process_access, process_create, process_tampering,
+        process_terminate, raw_access_read, schema, service,
     },
     kernel::{
         load::{self, Loaded},
@@ -187,6 +188,9 @@ impl Pipeline {
             Ok(Record::Exec(rec, tail)) => {
                 process_create::build(&mut self.event, &rec, &tail, &mut self.cx);
                 self.emit();
+                if process_tampering::applies(&rec) {
+                    self.tampering(&rec);
+                }
             }
             Ok(Record::Exit(rec)) => {
                 process_terminate::build(&mut self.event, &rec, &mut self.cx);
@@ -240,8 +244,32 @@ impl Pipeline {
                 }
                 self.emit();
             }
+            Ok(Record::Access(rec)) => {
+                let Some(target) = process_access::target(&rec, &mut self.cx) else {
+                    return;
+                };
+                if process_access::build(&mut self.event, &rec, &target, &mut self.cx) {
+                    self.emit();
+                }
+                if create_remote_thread::build(&mut self.event, &rec, &target, &mut self.cx) {
+                    self.emit();
+                }
+            }
             Err(_) => self.stats.bad_records += 1,
         }
+    }
+
+    /// Event 25 after the event 1 of an exec of code with no file on disk.
+    fn tampering(&mut self, rec: &sysmon_common::process::ExecRecord) {
+        if !self.config.rules.is_active(schema::PROCESS_TAMPERING) {
+            return;
+        }
+        // Event 1 just taught the cache this image (before any FieldSizes cut).
+        let pid = rec.header.tgid;
+        let image = self.cx.cache.get(pid, None).map(|p| p.image.clone());
+        let image = image.unwrap_or_else(|| "".into());
+        process_tampering::build(&mut self.event, rec, &image, &mut self.cx);
+        self.emit();
     }
 
     pub fn sweep(&mut self) {
@@ -743,6 +771,7 @@ mod tests {
             ppid: 1,
             start_ns: 1,
             tty: -1,
+            exe_nlink: 1,
             exe_ino: exe.ino(),
             exe_dev: ((libc::major(exe.dev()) << 20) | libc::minor(exe.dev())) as u32,
             exe_size: exe.size() as i64,

@@ -4,6 +4,7 @@
 //! whose layout each record type describes. The kernel sends only the used part of the tail.
 #![no_std]
 
+pub mod access;
 pub mod file;
 pub mod file_info;
 pub mod net;
@@ -28,10 +29,11 @@ pub enum RecordKind {
     PipeCreate = 10,
     PipeConnect = 11,
     ImageLoad = 12,
+    Access = 13,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 12] = [
+    pub const ALL: [RecordKind; 13] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
@@ -44,6 +46,7 @@ impl RecordKind {
         RecordKind::PipeCreate,
         RecordKind::PipeConnect,
         RecordKind::ImageLoad,
+        RecordKind::Access,
     ];
     /// Number of slots in the drop-counter map (index = kind value).
     pub const SLOTS: u32 = 16;

@@ -89,6 +89,13 @@ offsets! {
     sb_s_dev => "super_block"."s_dev",
     mm_saved_auxv => "mm_struct"."saved_auxv",
     vma_vm_file => "vm_area_struct"."vm_file",
+    inode_i_nlink => "inode"."i_nlink|__i_nlink",
+    file_f_op => "file"."f_op",
+    fops_open => "file_operations"."open",
+    proc_inode_pid => "proc_inode"."pid",
+    proc_inode_vfs_inode => "proc_inode"."vfs_inode",
+    pid_tasks => "pid"."tasks",
+    task_pid_links => "task_struct"."pid_links",
 }
 
 /// Members that some kernels lack; the programs treat them as unknown.
@@ -98,6 +105,9 @@ pub const OPTIONAL: &[&str] = &[
     // CONFIG_IPV6 off.
     "skc_v6_daddr",
     "skc_v6_rcv_saddr",
+    // Only to name the target of a /proc/<pid>/mem open (internal to fs/proc).
+    "proc_inode_pid",
+    "proc_inode_vfs_inode",
 ];
 
 #[cfg(feature = "user")]

@@ -40,7 +40,9 @@ pub struct ExecRecord {
     pub cwd_len: u32,
     pub exe_size: i64,
     pub args_len: u32,
-    pub _pad: u32,
+    /// Links of the executable (`inode->i_nlink`): 0 for a memfd, an O_TMPFILE file or a
+    /// file unlinked before the exec: code with no file on disk (ProcessTampering).
+    pub exe_nlink: u32,
 }
 
 #[repr(C)]

@@ -12,6 +12,25 @@ pub static OFFSETS: Offsets = Offsets::ZERO;
 #[unsafe(no_mangle)]
 static EXIT_GROUP_DEAD: u32 = sysmon_common::offsets::ABSENT;
 
+/// Address of the kernel's `mem_open` (the `open` of every /proc/<pid>/mem file), from
+/// /proc/kallsyms; 0 when unknown (then such opens are not recognised).
+#[unsafe(no_mangle)]
+static PROC_MEM_OPEN: u64 = 0;
+
+/// Offset of the instruction pointer in the user-space register set that
+/// PTRACE_SETREGS/SETREGSET take (`struct user_regs_struct`); set by the agent for its
+/// architecture, `ABSENT` where unknown.
+#[unsafe(no_mangle)]
+static USER_REGS_IP: u32 = sysmon_common::offsets::ABSENT;
+
+pub fn proc_mem_open() -> u64 {
+    unsafe { core::ptr::read_volatile(&raw const PROC_MEM_OPEN) }
+}
+
+pub fn user_regs_ip() -> u32 {
+    unsafe { core::ptr::read_volatile(&raw const USER_REGS_IP) }
+}
+
 /// Reads one offset; volatile so that the compiler cannot fold the load-time constant.
 macro_rules! off {
     ($field:ident) => {

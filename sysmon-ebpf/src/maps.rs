@@ -6,6 +6,7 @@ use aya_ebpf::{
 };
 use sysmon_common::{
     RecordKind,
+    access::AccessKey,
     file::{FILE_TAIL_MAX, FileRecord},
     file_info::FileInfoRecord,
     net::UdpFlow,
@@ -75,6 +76,34 @@ pub static PIPES_SEEN: LruHashMap<[u64; 3], u64> = LruHashMap::with_max_entries(
 pub struct InfoScratch {
     pub rec: FileInfoRecord,
     pub tail: [u8; FILE_TAIL_MAX],
+}
+
+/// ptrace and process_vm calls in flight, by pid_tgid: what the call asked, kept from entry
+/// to exit (the exit tracepoint has only the return value). Only calls that will give a
+/// record if they succeed are parked.
+#[map]
+pub static ACCESS_CALLS: LruHashMap<u64, AccessCall> = LruHashMap::with_max_entries(1024, 0);
+
+/// When each (source, target, kind) was last reported (ns since boot): once a second.
+#[map]
+pub static ACCESS_SEEN: LruHashMap<AccessKey, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// Which of events 10 and 8 the configuration wants (`access::on` bits), set by the agent.
+#[map]
+pub static ACCESS_ON: Array<u32> = Array::with_max_entries(1, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct AccessCall {
+    pub via: u32,
+    pub target: u32,
+    /// GrantedAccess of the event 10 to send, or `NO_ACCESS`.
+    pub access: u32,
+    /// `access::flag` bits to send.
+    pub flags: u32,
+    pub request: u64,
+    pub addr: u64,
+    pub data: u64,
 }
 
 #[repr(C)]

@@ -115,7 +115,10 @@ extern "C" fn step(_i: u64, _ctx: *mut c_void) -> i64 {
         return 0;
     }
     let parent = read_ptr(dentry, off!(dentry_d_parent));
-    if parent == dentry || parent.is_null() {
+    // A dentry that is its own parent but not a mount root is a pseudo file (memfd, anon
+    // inode): its name is all there is, e.g. `memfd:x`, which the kernel shows as `/memfd:x`.
+    let top = parent == dentry || parent.is_null();
+    if top && w.pos != PATH_MAX as u64 {
         w.state = DONE;
         return 1;
     }
@@ -139,6 +142,10 @@ extern "C" fn step(_i: u64, _ctx: *mut c_void) -> i64 {
         buf[slash] = b'/';
     }
     w.pos = (pos - 1) as u64;
+    if top {
+        w.state = DONE;
+        return 1;
+    }
     w.dentry = parent as u64;
     0
 }

@@ -72,6 +72,11 @@ impl ProcessCache {
         }
     }
 
+    /// Whether `pid` is a process the cache knows (no /proc fallback).
+    pub fn contains(&self, pid: u32) -> bool {
+        self.procs.contains_key(&pid)
+    }
+
     pub fn insert(&mut self, pid: u32, proc: Proc) {
         self.procs.insert(pid, proc);
     }

@@ -19,6 +19,8 @@ pub struct Enrich {
     pub logons: logon::Logons,
     /// UtcTime: follows steps of the wall clock (the cache's GUIDs keep the start offset).
     pub clock: clock::WallClock,
+    /// Events 8 and 10 once a second per target process.
+    pub access: crate::events::process_access::AccessLimit,
 }
 
 impl Enrich {
@@ -30,6 +32,7 @@ impl Enrich {
             hasher: hashes::Hasher::new(algs),
             logons: logon::Logons::new(machine),
             clock: clock::WallClock::new(),
+            access: Default::default(),
         }
     }
 }

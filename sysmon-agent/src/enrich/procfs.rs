@@ -45,6 +45,35 @@ pub fn read(pid: u32) -> Option<ProcEntry> {
     })
 }
 
+/// The thread group of thread `tid` (`Tgid:` of /proc/<tid>/status).
+pub fn tgid_of(tid: u32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Tgid:"))?;
+    line[5..].trim().parse().ok()
+}
+
+/// The file mapped at `addr` in process `pid` (from /proc/<pid>/maps), if any.
+pub fn mapped_file(pid: u32, addr: u64) -> Option<String> {
+    find_mapping(&fs::read_to_string(format!("/proc/{pid}/maps")).ok()?, addr)
+}
+
+fn find_mapping(maps: &str, addr: u64) -> Option<String> {
+    maps.lines().find_map(|l| {
+        let (range, rest) = l.split_once(' ')?;
+        let (lo, hi) = range.split_once('-')?;
+        let (lo, hi) = (
+            u64::from_str_radix(lo, 16).ok()?,
+            u64::from_str_radix(hi, 16).ok()?,
+        );
+        if addr < lo || addr >= hi {
+            return None;
+        }
+        // perms offset dev inode, then the path (which may hold spaces).
+        let path = rest.splitn(5, ' ').nth(4)?.trim_start();
+        path.starts_with('/').then(|| path.to_string())
+    })
+}
+
 /// Every numeric entry of /proc.
 pub fn pids() -> Vec<u32> {
     fs::read_dir("/proc")
@@ -86,6 +115,28 @@ fn tick_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mapping_at_an_address() {
+        let maps = "55d0c0a00000-55d0c0a02000 r--p 00000000 fd:01 1234  /usr/bin/my prog\n\
+                    55d0c0a02000-55d0c0a04000 r-xp 00002000 fd:01 1234  /usr/bin/my prog\n\
+                    7ffc1000-7ffc2000 rw-p 00000000 00:00 0          [stack]\n\
+                    7ffd0000-7ffd1000 rw-p 00000000 00:00 0 \n\
+                    7ffe0000-7ffe1000 r-xp 00000000 00:01 77   /memfd:x (deleted)\n";
+        // (address, file)
+        let cases = [
+            (0x55d0c0a00000, Some("/usr/bin/my prog")),
+            (0x55d0c0a03fff, Some("/usr/bin/my prog")),
+            (0x55d0c0a04000, None),
+            (0x7ffc1800, None),
+            (0x7ffd0000, None),
+            (0x7ffe0010, Some("/memfd:x (deleted)")),
+            (0, None),
+        ];
+        for (addr, want) in cases {
+            assert_eq!(find_mapping(maps, addr).as_deref(), want, "{addr:#x}");
+        }
+    }
 
     #[test]
     fn stat_with_odd_comm() {

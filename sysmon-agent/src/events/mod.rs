@@ -3,6 +3,7 @@
 //! One builder file per event id turns a kernel record (plus the process cache) into an
 //! [`Event`]. The rules engine and the renderer see only this type.
 
+pub mod create_remote_thread;
 pub mod file;
 pub mod file_create;
 pub mod file_create_time;
@@ -11,7 +12,9 @@ pub mod file_executable;
 pub mod image_load;
 pub mod network_connect;
 pub mod pipe;
+pub mod process_access;
 pub mod process_create;
+pub mod process_tampering;
 pub mod process_terminate;
 pub mod raw_access_read;
 pub mod schema;

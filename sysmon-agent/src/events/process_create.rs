@@ -23,6 +23,10 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
     ev.push_fmt(format_args!("{guid}"));
     ev.push_fmt(format_args!("{pid}"));
     push_path(ev, tail.exe, rec.flags & EXE != 0);
+    if super::process_tampering::applies(rec) {
+        // As the kernel shows an executable with no links (d_path): `/memfd:x (deleted)`.
+        ev.set(ev.len() - 1, &format!("{} (deleted)", ev.get(ev.len() - 1)));
+    }
     let image_at = ev.len() - 1;
     // FileVersion, Description, Product, Company, OriginalFileName: no such data on Linux.
     for _ in 0..5 {

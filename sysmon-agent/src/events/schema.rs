@@ -37,6 +37,7 @@ pub const NETWORK_CONNECT: u16 = 3;
 pub const SERVICE_STATE: u16 = 4;
 pub const PROCESS_TERMINATE: u16 = 5;
 pub const IMAGE_LOAD: u16 = 7;
+pub const CREATE_REMOTE_THREAD: u16 = 8;
 pub const RAW_ACCESS_READ: u16 = 9;
 pub const PROCESS_ACCESS: u16 = 10;
 pub const FILE_CREATE: u16 = 11;
@@ -44,6 +45,7 @@ pub const CONFIG_CHANGE: u16 = 16;
 pub const PIPE_CREATED: u16 = 17;
 pub const PIPE_CONNECTED: u16 = 18;
 pub const FILE_DELETE: u16 = 23;
+pub const PROCESS_TAMPERING: u16 = 25;
 pub const FILE_EXECUTABLE_DETECTED: u16 = 29;
 pub const ERROR: u16 = 255;
 
@@ -86,7 +88,7 @@ pub static EVENTS: &[EventKind] = &[
         "Description", "Product", "Company", "OriginalFileName", "Hashes", "Signed", "Signature",
         "SignatureStatus", "User",
     ]),
-    kind!(8, "SYSMONEVENT_CREATE_REMOTE_THREAD", Some("CreateRemoteThread"), version 2, level 4, false, false, [
+    kind!(CREATE_REMOTE_THREAD, "SYSMONEVENT_CREATE_REMOTE_THREAD", Some("CreateRemoteThread"), version 2, level 4, false, true, [
         "RuleName", "UtcTime", "SourceProcessGuid", "SourceProcessId", "SourceImage",
         "TargetProcessGuid", "TargetProcessId", "TargetImage", "NewThreadId", "StartAddress",
         "StartModule", "StartFunction", "SourceUser", "TargetUser",
@@ -149,7 +151,7 @@ pub static EVENTS: &[EventKind] = &[
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "Session", "ClientInfo",
         "Hashes", "Archived", "User",
     ]),
-    kind!(25, "SYSMONEVENT_PROCESS_IMAGE_TAMPERING", Some("ProcessTampering"), version 5, level 4, false, false, [
+    kind!(PROCESS_TAMPERING, "SYSMONEVENT_PROCESS_IMAGE_TAMPERING", Some("ProcessTampering"), version 5, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "Type", "User",
     ]),
     kind!(26, "SYSMONEVENT_FILE_DELETE_DETECTED", Some("FileDeleteDetected"), version 5, level 4, false, false, [

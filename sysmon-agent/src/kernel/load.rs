@@ -5,15 +5,15 @@ use std::{fs, path::Path};
 use anyhow::{Context, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{
         RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId,
         trace_point::TracePointLinkId,
     },
 };
-use sysmon_common::{RecordKind, offsets::ABSENT};
+use sysmon_common::{RecordKind, access, offsets::ABSENT};
 
-use super::btf;
+use super::{btf, kallsyms};
 use crate::events::schema;
 
 /// The object built by `cargo xtask build-ebpf`, embedded by build.rs.
@@ -251,7 +251,37 @@ const SENSORS: &[(u16, &str, Point)] = &[
         "image_exec",
         Point::Raw("sched_process_exec"),
     ),
+    // Events 10 and 8 share programs (a program listed for several events is attached once,
+    // when any of them is on; ACCESS_ON tells it which to produce).
+    (schema::PROCESS_ACCESS, "ptrace_enter", PTRACE_ENTER),
+    (schema::PROCESS_ACCESS, "ptrace_exit", PTRACE_EXIT),
+    (
+        schema::PROCESS_ACCESS,
+        "vm_readv_enter",
+        Point::Syscalls(&["sys_enter_process_vm_readv"]),
+    ),
+    (schema::PROCESS_ACCESS, "vm_writev_enter", VM_WRITEV_ENTER),
+    (schema::PROCESS_ACCESS, "vm_rw_exit", VM_RW_EXIT),
+    (
+        schema::PROCESS_ACCESS,
+        "proc_mem_exit",
+        Point::Syscalls(&["sys_exit_open", "sys_exit_openat", "sys_exit_openat2"]),
+    ),
+    (schema::CREATE_REMOTE_THREAD, "ptrace_enter", PTRACE_ENTER),
+    (schema::CREATE_REMOTE_THREAD, "ptrace_exit", PTRACE_EXIT),
+    (
+        schema::CREATE_REMOTE_THREAD,
+        "vm_writev_enter",
+        VM_WRITEV_ENTER,
+    ),
+    (schema::CREATE_REMOTE_THREAD, "vm_rw_exit", VM_RW_EXIT),
 ];
+
+const PTRACE_ENTER: Point = Point::Syscalls(&["sys_enter_ptrace"]);
+const PTRACE_EXIT: Point = Point::Syscalls(&["sys_exit_ptrace"]);
+const VM_WRITEV_ENTER: Point = Point::Syscalls(&["sys_enter_process_vm_writev"]);
+const VM_RW_EXIT: Point =
+    Point::Syscalls(&["sys_exit_process_vm_readv", "sys_exit_process_vm_writev"]);
 
 /// One attachment of an optional program, so it can be detached again.
 enum Link {
@@ -294,6 +324,25 @@ impl Probes {
                 }
                 _ => {}
             }
+        }
+        let mut access_on = 0;
+        if active.contains(&schema::PROCESS_ACCESS) {
+            access_on |= access::on::ACCESS;
+        }
+        if active.contains(&schema::CREATE_REMOTE_THREAD) {
+            access_on |= access::on::REMOTE;
+        }
+        match self
+            .ebpf
+            .map_mut("ACCESS_ON")
+            .map(Array::<_, u32>::try_from)
+        {
+            Some(Ok(mut map)) => {
+                if let Err(e) = map.set(0, access_on, 0) {
+                    failed.push(format!("setting ACCESS_ON: {e}"));
+                }
+            }
+            _ => failed.push("no map ACCESS_ON".into()),
         }
         if failed.is_empty() {
             Ok(())
@@ -469,10 +518,19 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         .map_err(|(_, e)| e)
         .context("counting CPUs")? as u32;
 
+    // Without it opens of /proc/<pid>/mem are not recognised (ptrace and process_vm are).
+    let mem_open = kallsyms::function("mem_open").unwrap_or_else(|| {
+        eprintln!("sysmon: no address for mem_open in /proc/kallsyms: opens of /proc/<pid>/mem are not reported");
+        0
+    });
+    let regs_ip = kallsyms::user_regs_ip().unwrap_or(ABSENT);
+
     // Maps are sized for every kind, so that a reload can turn any of them on.
     let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &offsets, true)
         .override_global("EXIT_GROUP_DEAD", &group_dead, true)
+        .override_global("PROC_MEM_OPEN", &mem_open, true)
+        .override_global("USER_REGS_IP", &regs_ip, true)
         .map_max_entries("EXEC_SCRATCH", cpus)
         .map_max_entries("EVENTS", ring_bytes()?)
         .map_max_entries("DELETES", DELETES_IN_FLIGHT)
@@ -727,5 +785,57 @@ mod tests {
             return;
         }
         assert_eq!(describe(&gaps(exists)), None);
+    }
+
+    fn attached(active: &[u16]) -> Vec<&'static str> {
+        let mut v: Vec<_> = (0..SENSORS.len())
+            .filter(|i| sensor_on(*i, active) == Some(true))
+            .map(|i| SENSORS[i].1)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn shared_programs_attach_once_for_either_event() {
+        let ptrace_vm = [
+            "ptrace_enter",
+            "ptrace_exit",
+            "vm_rw_exit",
+            "vm_writev_enter",
+        ];
+        // (active events, programs attached)
+        let cases: &[(&[u16], &[&str])] = &[
+            (&[], &[]),
+            (&[schema::PROCESS_TAMPERING], &[]),
+            (
+                &[schema::PROCESS_ACCESS],
+                &[
+                    "proc_mem_exit",
+                    "ptrace_enter",
+                    "ptrace_exit",
+                    "vm_readv_enter",
+                    "vm_rw_exit",
+                    "vm_writev_enter",
+                ],
+            ),
+            (&[schema::CREATE_REMOTE_THREAD], &ptrace_vm),
+            (
+                &[schema::CREATE_REMOTE_THREAD, schema::PROCESS_ACCESS],
+                &[
+                    "proc_mem_exit",
+                    "ptrace_enter",
+                    "ptrace_exit",
+                    "vm_readv_enter",
+                    "vm_rw_exit",
+                    "vm_writev_enter",
+                ],
+            ),
+            (&[schema::FILE_CREATE], &["file_create"]),
+        ];
+        for (active, want) in cases {
+            assert_eq!(attached(active), *want, "{active:?}");
+        }
     }
 }

@@ -2,5 +2,6 @@
 //! reading records from the ring buffer.
 
 pub mod btf;
+pub mod kallsyms;
 pub mod load;
 pub mod record;

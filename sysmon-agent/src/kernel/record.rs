@@ -2,6 +2,7 @@
 
 use sysmon_common::{
     Header, RecordKind,
+    access::AccessRecord,
     file::FileRecord,
     file_info::FileInfoRecord,
     net::NetRecord,
@@ -19,6 +20,8 @@ pub enum Record<'a> {
     Net(NetRecord),
     /// FileCreateTime, FileExecutable, PipeCreate or ImageLoad (see the header's kind).
     FileInfo(FileInfoRecord, FileTail<'a>),
+    /// ProcessAccess and/or CreateRemoteThread.
+    Access(AccessRecord),
 }
 
 /// The tail of a file record: a kernel-built path and/or a name as passed to the call.
@@ -79,6 +82,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
             let name = take(&mut tail, rec.file.name_len)?;
             Ok(Record::FileInfo(rec, FileTail { dir, name }))
         }
+        Some(RecordKind::Access) => Ok(Record::Access(copy(bytes)?)),
         None => Err(BadRecord::UnknownKind(header.kind)),
     }
 }
@@ -176,6 +180,27 @@ mod tests {
             ..FileRecord::default()
         };
         assert!(matches!(decode(&bytes(&rec)), Ok(Record::File(..))));
+    }
+
+    #[test]
+    fn access_record_decodes() {
+        let rec = AccessRecord {
+            header: Header {
+                kind: RecordKind::Access as u32,
+                ..Header::default()
+            },
+            target_tid: 77,
+            address: 0x7f00_0000_1000,
+            ..AccessRecord::default()
+        };
+        assert!(matches!(
+            decode(&bytes(&rec)),
+            Ok(Record::Access(r)) if r.target_tid == 77 && r.address == 0x7f00_0000_1000
+        ));
+        assert!(matches!(
+            decode(&bytes(&rec)[..size_of::<AccessRecord>() - 1]),
+            Err(BadRecord::Short)
+        ));
     }
 
     #[test]

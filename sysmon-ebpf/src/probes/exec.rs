@@ -61,6 +61,7 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
     rec.exe_mtime_nsec = read(inode, off!(inode_i_mtime_nsec));
     let sb = read_ptr(inode, off!(inode_i_sb));
     rec.exe_dev = read(sb, off!(sb_s_dev));
+    rec.exe_nlink = read(inode, off!(inode_i_nlink));
     let tail = scratch.tail.as_mut_ptr();
     let mut used = 0usize;
     if !exe.is_null() {

@@ -1,5 +1,6 @@
 //! One program per event kind.
 
+mod access;
 mod attr;
 mod exec;
 mod exit;
