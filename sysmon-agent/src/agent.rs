@@ -12,8 +12,8 @@ use tokio::{
 use crate::{
     enrich::{Enrich, clock},
     events::{
-        Event, file_create, file_delete, network_connect, process_create, process_terminate,
-        raw_access_read, schema, service,
+        Event, dns_query, file_create, file_delete, network_connect, process_create,
+        process_terminate, raw_access_read, schema, service,
     },
     kernel::{
         load::{self, Loaded},
@@ -71,6 +71,7 @@ pub struct Pipeline {
     /// `-t` output, flushed after each batch of records.
     stdout: Option<std::io::BufWriter<std::io::Stdout>>,
     errors: ErrorLimit,
+    dns: dns_query::DnsState,
     /// Events syslog could not take that no event 255 has reported yet.
     unreported_sink_drops: u64,
     pub stats: Stats,
@@ -109,6 +110,7 @@ impl Pipeline {
                 .debug
                 .then(|| std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())),
             errors: ErrorLimit::default(),
+            dns: dns_query::DnsState::default(),
             unreported_sink_drops: 0,
             stats: Stats::default(),
         }
@@ -158,6 +160,11 @@ impl Pipeline {
             Ok(Record::Net(rec)) => {
                 network_connect::build(&mut self.event, &rec, &mut self.cx);
                 self.emit();
+            }
+            Ok(Record::Dns(rec)) => {
+                if dns_query::build(&mut self.event, &rec, &mut self.dns, &mut self.cx) {
+                    self.emit();
+                }
             }
             Err(_) => self.stats.bad_records += 1,
         }

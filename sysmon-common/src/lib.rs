@@ -4,6 +4,7 @@
 //! whose layout each record type describes. The kernel sends only the used part of the tail.
 #![no_std]
 
+pub mod dns;
 pub mod file;
 pub mod net;
 pub mod offsets;
@@ -22,10 +23,11 @@ pub enum RecordKind {
     FileDelete = 5,
     RawAccess = 6,
     Network = 7,
+    Dns = 8,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
@@ -33,9 +35,10 @@ impl RecordKind {
         RecordKind::FileDelete,
         RecordKind::RawAccess,
         RecordKind::Network,
+        RecordKind::Dns,
     ];
     /// Number of slots in the drop-counter map (index = kind value).
-    pub const SLOTS: u32 = 8;
+    pub const SLOTS: u32 = 16;
 
     pub fn from_u32(v: u32) -> Option<Self> {
         Self::ALL.into_iter().find(|k| *k as u32 == v)

@@ -3,6 +3,8 @@
 //! One builder file per event id turns a kernel record (plus the process cache) into an
 //! [`Event`]. The rules engine and the renderer see only this type.
 
+pub mod dns;
+pub mod dns_query;
 pub mod file;
 pub mod file_create;
 pub mod file_delete;

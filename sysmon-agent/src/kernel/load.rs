@@ -111,7 +111,51 @@ const SENSORS: &[(u16, &str, Point)] = &[
         "udp_recv",
         Point::Raw("sock_recv_length"),
     ),
+    // The receive path serves both 3 and 22 (an entry per id, attached once).
+    (
+        schema::NETWORK_CONNECT,
+        "recvfrom_enter",
+        Point::Syscalls(&["sys_enter_recvfrom"]),
+    ),
+    (
+        schema::DNS_QUERY,
+        "recvfrom_enter",
+        Point::Syscalls(&["sys_enter_recvfrom"]),
+    ),
+    (
+        schema::NETWORK_CONNECT,
+        "recvmsg_enter",
+        Point::Syscalls(&["sys_enter_recvmsg"]),
+    ),
+    (
+        schema::DNS_QUERY,
+        "recvmsg_enter",
+        Point::Syscalls(&["sys_enter_recvmsg"]),
+    ),
+    (
+        schema::NETWORK_CONNECT,
+        "recvmmsg_enter",
+        Point::Syscalls(&["sys_enter_recvmmsg"]),
+    ),
+    (
+        schema::DNS_QUERY,
+        "recvmmsg_enter",
+        Point::Syscalls(&["sys_enter_recvmmsg"]),
+    ),
+    (
+        schema::NETWORK_CONNECT,
+        "recv_exit",
+        Point::Syscalls(&["sys_exit_recvfrom", "sys_exit_recvmsg", "sys_exit_recvmmsg"]),
+    ),
+    (
+        schema::DNS_QUERY,
+        "recv_exit",
+        Point::Syscalls(&["sys_exit_recvfrom", "sys_exit_recvmsg", "sys_exit_recvmmsg"]),
+    ),
 ];
+
+/// In-flight receives (threads inside recvfrom/recvmsg/recvmmsg on a UDP socket).
+const RECVS_IN_FLIGHT: u32 = 4096;
 
 /// One attachment of an optional program, so it can be detached again.
 enum Link {
@@ -130,8 +174,16 @@ pub struct Probes {
 impl Probes {
     /// Attaches the probes of `active` event kinds, detaches the others.
     pub fn set_active(&mut self, active: &[u16]) -> Result<()> {
-        for (i, (id, name, _)) in SENSORS.iter().enumerate() {
-            let on = active.contains(id);
+        recv_wants(&mut self.ebpf, active)?;
+        for (i, (_, name, _)) in SENSORS.iter().enumerate() {
+            // A program listed for several ids is attached once, by its first entry, while
+            // any of its ids is active.
+            if SENSORS[..i].iter().any(|(_, n, _)| n == name) {
+                continue;
+            }
+            let on = SENSORS
+                .iter()
+                .any(|(id, n, _)| n == name && active.contains(id));
             let at = self.attached.iter().position(|(j, _)| *j == i);
             match (on, at) {
                 (true, None) => {
@@ -147,6 +199,16 @@ impl Probes {
         }
         Ok(())
     }
+}
+
+/// Tells the receive exit what to report (bits of `RECV_WANTS`, see probes/recv.rs).
+fn recv_wants(ebpf: &mut Ebpf, active: &[u16]) -> Result<()> {
+    let bits = u32::from(active.contains(&schema::NETWORK_CONNECT))
+        | u32::from(active.contains(&schema::DNS_QUERY)) << 1;
+    let map = ebpf.map_mut("RECV_WANTS").context("map RECV_WANTS")?;
+    aya::maps::Array::<_, u32>::try_from(map)?
+        .set(0, bits, 0)
+        .context("setting RECV_WANTS")
 }
 
 pub fn load(opts: &Options) -> Result<Loaded> {
@@ -169,6 +231,7 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         .map_max_entries("DELETES", DELETES_IN_FLIGHT)
         .map_max_entries("CONNECTS", FLOWS)
         .map_max_entries("UDP_SEEN", FLOWS)
+        .map_max_entries("RECVS", RECVS_IN_FLIGHT)
         .load(OBJECT)
         .context("loading the eBPF object into the kernel (is BPF enabled and are we root?)")?;
 

@@ -2,6 +2,7 @@
 
 use sysmon_common::{
     Header, RecordKind,
+    dns::DnsRecord,
     file::FileRecord,
     net::NetRecord,
     process::{ExecRecord, ExitRecord, ForkRecord},
@@ -16,6 +17,16 @@ pub enum Record<'a> {
     /// FileCreate, FileDelete or RawAccess (see the header's kind).
     File(FileRecord, FileTail<'a>),
     Net(NetRecord),
+    Dns(DnsMessage<'a>),
+}
+
+/// A DNS record: its fixed part, the message bytes borrowed.
+pub struct DnsMessage<'a> {
+    pub header: Header,
+    pub uid: u32,
+    /// The datagram went on past `data`.
+    pub cut: bool,
+    pub data: &'a [u8],
 }
 
 /// The tail of a file record: a kernel-built path and/or a name as passed to the call.
@@ -59,6 +70,17 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
             Ok(Record::File(rec, FileTail { dir, name }))
         }
         Some(RecordKind::Network) => Ok(Record::Net(copy(bytes)?)),
+        Some(RecordKind::Dns) => {
+            let rec: DnsRecord = copy(bytes)?;
+            let start = std::mem::offset_of!(DnsRecord, data);
+            let data = &bytes[start..start + (rec.len as usize).min(rec.data.len())];
+            Ok(Record::Dns(DnsMessage {
+                header: rec.header,
+                uid: rec.uid,
+                cut: rec.cut != 0,
+                data,
+            }))
+        }
         None => Err(BadRecord::UnknownKind(header.kind)),
     }
 }
