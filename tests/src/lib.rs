@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod events;
+pub mod net;
 pub mod rsyslog;
 pub mod service;
 

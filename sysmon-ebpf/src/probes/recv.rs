@@ -209,11 +209,9 @@ fn dns(uid: u32, buf: u64, have: u64, got: u64) {
     unsafe {
         (*rec).header = super::header(RecordKind::Dns, core::mem::size_of::<DnsRecord>());
         (*rec).uid = uid;
-        let failed = generated::bpf_probe_read_user(
-            (*rec).data.as_mut_ptr() as *mut _,
-            n,
-            buf as *const _,
-        ) != 0;
+        let failed =
+            generated::bpf_probe_read_user((*rec).data.as_mut_ptr() as *mut _, n, buf as *const _)
+                != 0;
         (*rec).len = if failed { 0 } else { n as u16 };
         (*rec).cut = (got > n as u64) as u16;
     }
