@@ -361,3 +361,81 @@ fn stop_servers(servers: Vec<thread::JoinHandle<()>>, stop: &str) {
         t.join().unwrap();
     }
 }
+
+/// The cost of the receive probes per datagram: the receiving thread's CPU time (user and
+/// kernel, where the programs run) per recvfrom of a 32-byte datagram on loopback, without
+/// an agent and with agents whose configs attach more and more. A benchmark, not a test:
+/// `cargo xtask test -- --test dns udp_receive_cost --ignored --nocapture`.
+#[test]
+#[ignore]
+fn udp_receive_cost() {
+    let Some(_serial) = kernel_test("udp_receive_cost") else {
+        return;
+    };
+    const ROUNDS: usize = 2000;
+    const BATCH: usize = 64;
+    /// Nanoseconds of this thread's CPU per received datagram, best of 3 runs; datagrams
+    /// from `from` (a socket of the same network namespace) to a socket on `to`.
+    fn measure(from: &str, to: &str) -> f64 {
+        let rx = UdpSocket::bind(to).unwrap();
+        let tx = UdpSocket::bind(from).unwrap();
+        let at = rx.local_addr().unwrap();
+        let mut buf = [0u8; 64];
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let mut spent = 0u64;
+            for _ in 0..ROUNDS {
+                for _ in 0..BATCH {
+                    tx.send_to(&[7u8; 32], at).unwrap();
+                }
+                let t0 = thread_cpu_ns();
+                for _ in 0..BATCH {
+                    receive(&rx, &mut buf, Recv::From);
+                }
+                spent += thread_cpu_ns() - t0;
+            }
+            best = best.min(spent as f64 / (ROUNDS * BATCH) as f64);
+        }
+        best
+    }
+    let run = |label: &str, config: Option<&str>| {
+        let session = config.map(|c| sysmon_tests::Session::start("udpcost", Some(c)));
+        let plain = measure("127.0.0.1:0", "127.0.0.1:0");
+        // From port 53 (a DNS record per datagram when DnsQuery is on): in a namespace of
+        // its own, port 53 of the host may be taken.
+        let dir = sysmon_tests::TempDir::new("udpcost");
+        let resolv = dir.0.join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+        let dns = in_netns(&resolv, || measure("127.0.0.1:53", "127.0.0.1:0"));
+        if let Some(s) = session {
+            s.stop();
+        }
+        println!("{label:<34} {plain:>8.0} ns {dns:>8.0} ns");
+        (plain, dns)
+    };
+    println!("{:<34} {:>11} {:>11}", "probes", "datagram", "from :53");
+    let off = run("none (no agent)", None);
+    let default = run("agent, default config", Some(&config_logging(&[])));
+    let dns = run("DnsQuery", Some(&config_logging(&["DnsQuery"])));
+    let net = run(
+        "NetworkConnect + DnsQuery",
+        Some(&config_logging(&["NetworkConnect", "DnsQuery"])),
+    );
+    for (label, (a, b)) in [
+        ("DnsQuery", dns),
+        ("NetworkConnect + DnsQuery", net),
+        ("default", default),
+    ] {
+        println!(
+            "{label}: +{:.0} ns per datagram, +{:.0} ns per datagram from :53",
+            a - off.0,
+            b - off.1
+        );
+    }
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}

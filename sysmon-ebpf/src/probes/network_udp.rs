@@ -54,7 +54,7 @@ pub fn udp_send(ctx: RawTracePointContext) -> i32 {
     }
     rec.sport = u16::from_be(read(udp, 0));
     rec.dport = u16::from_be(read(udp, 2));
-    report(&rec);
+    report(&mut rec);
     0
 }
 
@@ -69,7 +69,7 @@ pub fn udp_recv(ctx: RawTracePointContext) -> i32 {
     }
     let mut rec = record(0);
     if ret >= 0 && super::network::fill(&mut rec, sk, IPPROTO_UDP) {
-        report(&rec);
+        report(&mut rec);
     }
     0
 }
@@ -78,16 +78,16 @@ pub fn udp_recv(ctx: RawTracePointContext) -> i32 {
 pub fn record(initiated: u16) -> NetRecord {
     NetRecord {
         header: super::header(RecordKind::Network, core::mem::size_of::<NetRecord>()),
-        uid: current_uid(),
         initiated,
         protocol: IPPROTO_UDP,
         ..NetRecord::default()
     }
 }
 
-/// Sends `rec` unless its flow was reported less than `UDP_REPORT_NS` ago.
+/// Sends `rec` (with the caller's uid) unless its flow was reported less than
+/// `UDP_REPORT_NS` ago.
 #[inline(always)]
-pub fn report(rec: &NetRecord) {
+pub fn report(rec: &mut NetRecord) {
     let flow = UdpFlow {
         tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
         initiated: rec.initiated,
@@ -104,5 +104,6 @@ pub fn report(rec: &NetRecord) {
         return;
     }
     let _ = UDP_SEEN.insert(flow, now, 0);
+    rec.uid = current_uid();
     send(RecordKind::Network, super::bytes(rec));
 }

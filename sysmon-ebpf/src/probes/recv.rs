@@ -18,7 +18,7 @@ use sysmon_common::{
 
 use super::file::{enter_arg, exit_ret};
 use crate::{
-    kernel::{Ptr, file_of_fd, off, read, read_ptr},
+    kernel::{Ptr, current_uid, file_of_fd, off, read, read_ptr},
     maps::{EVENTS, RECV_WANTS, RECVS, RecvArgs, count_drop},
 };
 
@@ -166,36 +166,63 @@ fn message(d: &mut Datagram, hdr: u64) {
 }
 
 /// A function of its own (a BPF-to-BPF call), so that recvmmsg's messages share its stack.
+/// Reads no more of the socket than what is wanted needs: DnsQuery alone needs only the
+/// sender's port.
 #[inline(never)]
 fn datagram(d: &Datagram) {
-    let mut rec = super::network_udp::record(0);
-    if !super::network::fill(&mut rec, d.sk as Ptr, IPPROTO_UDP) {
-        return;
-    }
+    let sk = d.sk as Ptr;
+    // The sender as the kernel wrote it for the caller, in one read: family, port, then
+    // the IPv4 or IPv6 address.
     let (name, cap) = (d.name, d.cap);
-    if name != 0 {
-        let family = user::<u16>(name);
-        let port = u16::from_be(user::<u16>(name + 2));
-        if family == AF_INET && rec.family == AF_INET && cap >= SOCKADDR_IN {
-            rec.saddr = [0; 16];
-            rec.saddr[..4].copy_from_slice(&user::<[u8; 4]>(name + 4));
-            rec.sport = port;
-        } else if family == AF_INET6 && rec.family == AF_INET6 && cap >= SOCKADDR_IN6_ADDR_END {
-            rec.saddr = user::<[u8; 16]>(name + 8);
-            rec.sport = port;
+    let mut sa = [0u8; SOCKADDR_IN6_ADDR_END as usize];
+    let mut family = 0u16;
+    if name != 0 && cap >= SOCKADDR_IN {
+        let n = if cap >= SOCKADDR_IN6_ADDR_END {
+            SOCKADDR_IN6_ADDR_END
+        } else {
+            SOCKADDR_IN
+        };
+        let ok = unsafe {
+            generated::bpf_probe_read_user(sa.as_mut_ptr() as *mut _, n as u32, name as *const _)
+        } == 0;
+        family = u16::from_ne_bytes([sa[0], sa[1]]);
+        if !ok || (family == AF_INET6 && n != SOCKADDR_IN6_ADDR_END) {
+            family = 0;
         }
     }
+    let known = family == AF_INET || family == AF_INET6;
+    let port = u16::from_be_bytes([sa[2], sa[3]]);
     if d.wants & WANT_NET != 0 {
-        super::network_udp::report(&rec);
+        let mut rec = super::network_udp::record(0);
+        if super::network::fill(&mut rec, sk, IPPROTO_UDP) {
+            if known && family == rec.family {
+                rec.saddr = [0; 16];
+                if family == AF_INET {
+                    rec.saddr[..4].copy_from_slice(&sa[4..8]);
+                } else {
+                    rec.saddr.copy_from_slice(&sa[8..24]);
+                }
+                rec.sport = port;
+            }
+            super::network_udp::report(&mut rec);
+        }
     }
-    if d.wants & WANT_DNS != 0 && rec.sport == DNS_PORT && d.got > 0 {
-        dns(rec.uid, d.buf, d.len.min(d.got), d.got);
+    if d.wants & WANT_DNS != 0 && d.got > 0 {
+        let port = if known {
+            port
+        } else {
+            let skc = sk.wrapping_add(off!(sock_common) as usize);
+            u16::from_be(read(skc, off!(skc_dport)))
+        };
+        if port == DNS_PORT {
+            dns(d.buf, d.len.min(d.got), d.got);
+        }
     }
 }
 
 /// Sends the first bytes (up to `DNS_MAX`) of a datagram from port 53.
 #[inline(always)]
-fn dns(uid: u32, buf: u64, have: u64, got: u64) {
+fn dns(buf: u64, have: u64, got: u64) {
     let Some(mut entry) = EVENTS.reserve::<DnsRecord>(0) else {
         count_drop(RecordKind::Dns);
         return;
@@ -208,7 +235,7 @@ fn dns(uid: u32, buf: u64, have: u64, got: u64) {
     };
     unsafe {
         (*rec).header = super::header(RecordKind::Dns, core::mem::size_of::<DnsRecord>());
-        (*rec).uid = uid;
+        (*rec).uid = current_uid();
         let failed =
             generated::bpf_probe_read_user((*rec).data.as_mut_ptr() as *mut _, n, buf as *const _)
                 != 0;
