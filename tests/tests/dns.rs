@@ -277,7 +277,8 @@ fn dns_queries_through_glibc_and_raw_sockets_over_ipv4_and_ipv6() {
     let (mid, end) = (name("mid"), name("end"));
     let chain = format!("type:  5 {mid};type:  5 {end};");
     // (name kind, Image, [(QueryStatus, QueryResults)] in any order)
-    let want: Vec<(&str, &str, Vec<(&str, String)>)> = vec![
+    type Answers<'a> = Vec<(&'a str, String)>;
+    let want: Vec<(&str, &str, Answers)> = vec![
         ("a", getent, vec![("0", a_results.into()), ("0", aaaa(1))]),
         ("a6", getent, vec![("0", a_results.into()), ("0", aaaa(1))]),
         (

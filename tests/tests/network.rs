@@ -154,8 +154,15 @@ fn udp_send_and_receive_once_per_flow_over_ipv4_and_ipv6() {
         ("[::1]:0", "0:0:0:0:0:0:0:1", "true", "0:0:0:0:0:0:0:0"),
     ];
     // How the unconnected socket receives: with an address the sender is read back from
-    // the caller's buffer; read() has none, so the socket's remote end stays unknown.
-    let ways = [Recv::From, Recv::Msg, Recv::Mmsg, Recv::Read];
+    // the caller's buffer; recvmsg without msg_name and read() have none, so the socket's
+    // remote end stays unknown.
+    let ways = [
+        Recv::From,
+        Recv::Msg,
+        Recv::Mmsg,
+        Recv::MsgNoName,
+        Recv::Read,
+    ];
     let mut seen = Vec::new();
     let config = config_logging(&["NetworkConnect"]);
     let (events, _) = record_with("udp", Some(&config), |_| {

@@ -50,7 +50,14 @@ pub fn recvfrom_enter(ctx: TracePointContext) -> u32 {
     let addr = enter_arg(&ctx, 4);
     let len_ptr = enter_arg(&ctx, 5);
     let cap = if addr != 0 { user::<u32>(len_ptr) } else { 0 };
-    enter(&ctx, RECVFROM, enter_arg(&ctx, 2), addr, [cap, 0, 0, 0]);
+    enter(
+        &ctx,
+        RECVFROM,
+        enter_arg(&ctx, 2),
+        addr,
+        [cap, 0, 0, 0],
+        cap != 0,
+    );
     0
 }
 
@@ -59,9 +66,10 @@ pub fn recvmsg_enter(ctx: TracePointContext) -> u32 {
     if enter_arg(&ctx, 2) & MSG_ERRQUEUE != 0 {
         return 0;
     }
-    let msg = enter_arg(&ctx, 1);
-    let cap = user::<u32>(msg + MSG_NAMELEN as u64);
-    enter(&ctx, RECVMSG, 0, 0, [cap, 0, 0, 0]);
+    // msg_name and msg_namelen in one read.
+    let [name, cap] = user::<[u64; 2]>(enter_arg(&ctx, 1));
+    let cap = if name != 0 { cap as u32 } else { 0 };
+    enter(&ctx, RECVMSG, 0, 0, [cap, 0, 0, 0], cap != 0);
     0
 }
 
@@ -75,14 +83,19 @@ pub fn recvmmsg_enter(ctx: TracePointContext) -> u32 {
     for (i, cap) in caps.iter_mut().enumerate() {
         *cap = user::<u32>(msgs + (i * MMSGHDR + MSG_NAMELEN) as u64);
     }
-    enter(&ctx, RECVMMSG, enter_arg(&ctx, 2), 0, caps);
+    let named = caps.iter().any(|c| *c != 0);
+    enter(&ctx, RECVMMSG, enter_arg(&ctx, 2), 0, caps, named);
     0
 }
 
-/// Remembers the call when its descriptor is a UDP socket (others are not ours).
+/// Remembers the call when its descriptor is a UDP socket (others are not ours) and the
+/// exit has something to add: the sender when the caller passed room for it (`named`), the
+/// data for DnsQuery. A call without an address, when only NetworkConnect is on, is left
+/// to `sock_recv_length` (the socket's ends), without the cost of finding its socket here.
 #[inline(always)]
-fn enter(ctx: &TracePointContext, call: u32, len: u64, addr: u64, caps: [u32; 4]) {
-    if wants() == 0 {
+fn enter(ctx: &TracePointContext, call: u32, len: u64, addr: u64, caps: [u32; 4], named: bool) {
+    let wants = wants() as u64;
+    if wants == 0 || (!named && wants & WANT_DNS == 0) {
         return;
     }
     let file = file_of_fd(enter_arg(ctx, 0));
