@@ -440,3 +440,68 @@ fn thread_cpu_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
+
+/// Dns records the agent read, from its `stopped; ... by kind: ... Dns N ...` line.
+fn dns_records(stderr: &str) -> usize {
+    stderr
+        .split(" Dns ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no Dns record count in: {stderr}"))
+}
+
+#[test]
+fn dns_records_only_when_the_config_has_dns_query() {
+    let Some(_serial) = kernel_test("dns_activation") else {
+        return;
+    };
+    const ASKS: usize = 20;
+    // (config tags, DNS records sent, event 3 for the answers)
+    let cases: &[(&[&str], bool, bool)] = &[
+        (&[], false, false),
+        (&["NetworkConnect"], false, true),
+        (&["DnsQuery"], true, false),
+    ];
+    let me = std::process::id().to_string();
+    for (tags, dns, net) in cases {
+        let token = format!("t{}", unique());
+        let name = format!("{token}.a.test");
+        let config = config_logging(tags);
+        let (events, stderr) = record_with("dns_activation", Some(&config), |dir| {
+            let resolv = dir.join("resolv.conf");
+            std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+            in_netns(&resolv, || {
+                let stop = format!("{token}.stop");
+                let servers = serve(&stop);
+                for _ in 0..ASKS {
+                    ask("127.0.0.1:53".parse().unwrap(), &name, 1, Recv::From);
+                }
+                stop_servers(servers, &stop);
+            });
+        });
+        let n = dns_records(&stderr);
+        // Others may receive DNS answers too: only their number is unknown.
+        if *dns {
+            assert!(n >= ASKS, "{tags:?}: {n} Dns records");
+            // Twenty answers within a second or so: one event per second at most.
+            let events22 = queries(&events, &name).len();
+            assert!(
+                (1..ASKS).contains(&events22),
+                "{tags:?}: {events22} events 22"
+            );
+        } else {
+            assert!(n < ASKS / 2, "{tags:?}: {n} Dns records, probe attached?");
+            assert!(queries(&events, &name).is_empty(), "{tags:?}: events 22");
+        }
+        let from_53 = events.iter().any(|e| {
+            e.id == 3
+                && e.get("ProcessId") == Some(me.as_str())
+                && e.get("SourcePort") == Some("53")
+        });
+        assert_eq!(
+            from_53, *net,
+            "{tags:?}: event 3 for the answers from port 53"
+        );
+    }
+}
