@@ -176,14 +176,9 @@ impl Probes {
     pub fn set_active(&mut self, active: &[u16]) -> Result<()> {
         recv_wants(&mut self.ebpf, active)?;
         for (i, (_, name, _)) in SENSORS.iter().enumerate() {
-            // A program listed for several ids is attached once, by its first entry, while
-            // any of its ids is active.
-            if SENSORS[..i].iter().any(|(_, n, _)| n == name) {
+            let Some(on) = sensor_on(i, active) else {
                 continue;
-            }
-            let on = SENSORS
-                .iter()
-                .any(|(id, n, _)| n == name && active.contains(id));
+            };
             let at = self.attached.iter().position(|(j, _)| *j == i);
             match (on, at) {
                 (true, None) => {
@@ -199,6 +194,21 @@ impl Probes {
         }
         Ok(())
     }
+}
+
+/// Whether the program of `SENSORS[i]` must be attached for `active`; `None` for an entry
+/// whose program an earlier entry owns (a program listed for several ids is attached once,
+/// by its first entry, while any of its ids is active).
+fn sensor_on(i: usize, active: &[u16]) -> Option<bool> {
+    let name = SENSORS[i].1;
+    if SENSORS[..i].iter().any(|(_, n, _)| *n == name) {
+        return None;
+    }
+    Some(
+        SENSORS
+            .iter()
+            .any(|(id, n, _)| *n == name && active.contains(id)),
+    )
 }
 
 /// Tells the receive exit what to report (bits of `RECV_WANTS`, see probes/recv.rs).
@@ -388,4 +398,36 @@ fn mount_if_missing(fstype: &str, target: &str, probe: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The programs attached for `active`.
+    fn attached(active: &[u16]) -> Vec<&'static str> {
+        (0..SENSORS.len())
+            .filter(|i| sensor_on(*i, active) == Some(true))
+            .map(|i| SENSORS[i].1)
+            .collect()
+    }
+
+    #[test]
+    fn the_receive_probes_serve_network_connect_and_dns_query_once() {
+        let recv = [
+            "recvfrom_enter",
+            "recvmsg_enter",
+            "recvmmsg_enter",
+            "recv_exit",
+        ];
+        let dns = attached(&[schema::DNS_QUERY]);
+        assert_eq!(dns, recv);
+        let net = attached(&[schema::NETWORK_CONNECT]);
+        let both = attached(&[schema::NETWORK_CONNECT, schema::DNS_QUERY]);
+        assert_eq!(net, both);
+        for p in recv.iter().chain(&["udp_recv", "udp_send", "tcp_accept"]) {
+            assert_eq!(both.iter().filter(|n| *n == p).count(), 1, "{p}");
+        }
+        assert!(attached(&[schema::PROCESS_CREATE]).is_empty());
+    }
 }
