@@ -373,9 +373,9 @@ fn udp_receive_cost() {
     let Some(_serial) = kernel_test("udp_receive_cost") else {
         return;
     };
-    const ROUNDS: usize = 2000;
+    const ROUNDS: usize = 1000;
     const BATCH: usize = 64;
-    /// Nanoseconds of this thread's CPU per received datagram, best of 3 runs; datagrams
+    /// Nanoseconds of this thread's CPU per received datagram, best of 7 runs; datagrams
     /// from `from` (a socket of the same network namespace) to a socket on `to`.
     fn measure(from: &str, to: &str) -> f64 {
         let rx = UdpSocket::bind(to).unwrap();
@@ -383,7 +383,7 @@ fn udp_receive_cost() {
         let at = rx.local_addr().unwrap();
         let mut buf = [0u8; 64];
         let mut best = f64::MAX;
-        for _ in 0..3 {
+        for _ in 0..7 {
             let mut spent = 0u64;
             for _ in 0..ROUNDS {
                 for _ in 0..BATCH {
