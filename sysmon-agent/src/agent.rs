@@ -16,9 +16,9 @@ use tokio::{
 use crate::{
     enrich::{Enrich, clock},
     events::{
-        Event, create_remote_thread, file_create, file_create_time, file_delete, file_executable,
-        image_load, network_connect, pipe, process_access, process_create, process_tampering,
-        process_terminate, raw_access_read, schema, service,
+        Event, create_remote_thread, dns_query, file_create, file_create_time, file_delete,
+        file_executable, image_load, network_connect, pipe, process_access, process_create,
+        process_tampering, process_terminate, raw_access_read, schema, service,
     },
     kernel::{
         load::{self, Loaded},
@@ -96,6 +96,7 @@ pub struct Pipeline {
     /// `-t` output, flushed after each batch of records.
     stdout: Option<std::io::BufWriter<std::io::Stdout>>,
     errors: ErrorLimit,
+    dns: dns_query::DnsState,
     /// Events syslog could not take that no event 255 has reported yet.
     unreported_sink_drops: u64,
     pub stats: Stats,
@@ -165,6 +166,7 @@ impl Pipeline {
                 .debug
                 .then(|| std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())),
             errors: ErrorLimit::default(),
+            dns: dns_query::DnsState::default(),
             unreported_sink_drops: 0,
             stats: Stats::default(),
         }
@@ -252,6 +254,11 @@ impl Pipeline {
                     self.emit();
                 }
                 if create_remote_thread::build(&mut self.event, &rec, &target, &mut self.cx) {
+                    self.emit();
+                }
+            }
+            Ok(Record::Dns(rec)) => {
+                if dns_query::build(&mut self.event, &rec, &mut self.dns, &mut self.cx) {
                     self.emit();
                 }
             }

@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod access;
+pub mod dns;
 pub mod file;
 pub mod file_info;
 pub mod net;
@@ -30,10 +31,11 @@ pub enum RecordKind {
     PipeConnect = 11,
     ImageLoad = 12,
     Access = 13,
+    Dns = 14,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 13] = [
+    pub const ALL: [RecordKind; 14] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
@@ -47,6 +49,7 @@ impl RecordKind {
         RecordKind::PipeConnect,
         RecordKind::ImageLoad,
         RecordKind::Access,
+        RecordKind::Dns,
     ];
     /// Number of slots in the drop-counter map (index = kind value).
     pub const SLOTS: u32 = 16;

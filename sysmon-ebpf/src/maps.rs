@@ -106,6 +106,37 @@ pub struct AccessCall {
     pub data: u64,
 }
 
+/// UDP receives in flight, by pid_tgid: the caller's pointers, remembered at the entry of
+/// recvfrom/recvmsg/recvmmsg and read back at the exit. LRU, so entries of threads that never
+/// came back (killed in the call) age out.
+#[map]
+pub static RECVS: LruHashMap<u64, RecvArgs> = LruHashMap::with_max_entries(4096, 0);
+
+/// What the receive exit reports (`recv::WANT_*` bits), set by the agent from the config:
+/// the receive probes serve both NetworkConnect and DnsQuery.
+#[map]
+pub static RECV_WANTS: Array<u32> = Array::with_max_entries(1, 0);
+
+/// A receive call's arguments; see `probes/recv.rs`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RecvArgs {
+    /// `recv::RECVFROM`, `RECVMSG` or `RECVMMSG`.
+    pub call: u32,
+    pub _pad: u32,
+    /// The socket's `struct sock`.
+    pub sk: u64,
+    /// recvfrom: the data buffer; recvmsg: the `msghdr`; recvmmsg: the `mmsghdr` array.
+    pub buf: u64,
+    /// recvfrom: the buffer's length.
+    pub len: u64,
+    /// recvfrom: `src_addr`.
+    pub addr: u64,
+    /// Room for the sender's address as the caller said at entry (`*addrlen`,
+    /// `msg_namelen`), per message for recvmmsg: the kernel copies no more than that.
+    pub caps: [u32; 4],
+}
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ConnectOwner {

@@ -1,11 +1,16 @@
 //! NetworkConnect (3) end to end: TCP connects and UDP datagrams from a forked child to a
-//! socket in this process, over 127.0.0.1 and ::1; one event for each side.
+//! socket in this process, over 127.0.0.1 and ::1; one event for each side. A datagram
+//! received with recvfrom, recvmsg or recvmmsg has its real sender.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use sysmon_tests::events::Event;
 
-use sysmon_tests::{config_logging, kernel_test, record_with};
+use sysmon_tests::{
+    config_logging, kernel_test,
+    net::{Recv, receive},
+    record_with,
+};
 
 /// `sockaddr_in`/`sockaddr_in6` bytes for `addr`, made before fork (no allocation after).
 fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_in6, libc::socklen_t) {
@@ -145,46 +150,67 @@ fn udp_send_and_receive_once_per_flow_over_ipv4_and_ipv6() {
     let Some(_serial) = kernel_test("udp") else {
         return;
     };
-    // (bind address, address text, IsIpv6 text, unconnected remote end)
+    // (bind address, address text, IsIpv6 text, any address)
     let cases = [
         ("127.0.0.1:0", "127.0.0.1", "false", "0.0.0.0"),
         ("[::1]:0", "0:0:0:0:0:0:0:1", "true", "0:0:0:0:0:0:0:0"),
+    ];
+    // How the unconnected socket receives: with an address the sender is read back from
+    // the caller's buffer; recvmsg without msg_name and read() have none, so the socket's
+    // remote end stays unknown.
+    let ways = [
+        Recv::From,
+        Recv::Msg,
+        Recv::Mmsg,
+        Recv::MsgNoName,
+        Recv::Read,
     ];
     let mut seen = Vec::new();
     let config = config_logging(&["NetworkConnect"]);
     let (events, _) = record_with("udp", Some(&config), |_| {
         for (bind, _, _, _) in cases {
-            let server = UdpSocket::bind(bind).unwrap();
-            let at = server.local_addr().unwrap();
-            let child = from_child(at, libc::SOCK_DGRAM);
-            let mut buf = [0u8; 8];
-            let (_, peer) = server.recv_from(&mut buf).unwrap();
-            let (_, again) = server.recv_from(&mut buf).unwrap();
-            assert_eq!(peer, again);
-            seen.push((at.port(), peer.port(), child));
+            for how in ways {
+                let server = UdpSocket::bind(bind).unwrap();
+                let at = server.local_addr().unwrap();
+                let child = from_child(at, libc::SOCK_DGRAM);
+                let mut buf = [0u8; 8];
+                let (_, peer) = receive(&server, &mut buf, how);
+                let (_, again) = receive(&server, &mut buf, how);
+                assert_eq!(peer, again);
+                seen.push((at.port(), peer.map(|p| p.port()), child, how));
+            }
         }
     });
     let me = std::process::id().to_string();
-    for ((_, ip, v6, unconnected), (server, client, child)) in cases.iter().zip(&seen) {
+    let all = cases.iter().flat_map(|c| ways.iter().map(move |_| c));
+    for ((_, ip, v6, any), (server, client, child, how)) in all.zip(&seen) {
         let server = server.to_string();
         let ours: Vec<&Event> = events
             .iter()
             .filter(|e| e.id == 3 && e.get("DestinationPort") == Some(&server))
             .collect();
         // Two datagrams, one flow: one event per side.
-        assert_eq!(ours.len(), 2, "{ip}: {ours:#?}");
-        // The receiving socket is unconnected: its remote end is unknown (as Sysmon).
-        let client = client.to_string();
+        assert_eq!(ours.len(), 2, "{ip} {how:?}: {ours:#?}");
+        let (source, sport) = match client {
+            Some(port) => (*ip, port.to_string()),
+            None => (*any, "0".to_string()),
+        };
+        let sent_from = ours
+            .iter()
+            .find(|e| e.get("Initiated") == Some("true"))
+            .and_then(|e| e.get("SourcePort"))
+            .unwrap_or("?")
+            .to_string();
         // (Initiated, ProcessId, SourceIp, SourcePort)
         let sides = [
-            ("true", child.to_string(), *ip, client.as_str()),
-            ("false", me.clone(), *unconnected, "0"),
+            ("true", child.to_string(), *ip, sent_from.as_str()),
+            ("false", me.clone(), source, sport.as_str()),
         ];
         for (initiated, pid, source, sport) in sides {
             let e = ours
                 .iter()
                 .find(|e| e.get("Initiated") == Some(initiated))
-                .unwrap_or_else(|| panic!("{ip}: no Initiated={initiated}"));
+                .unwrap_or_else(|| panic!("{ip} {how:?}: no Initiated={initiated}"));
             let want = [
                 ("ProcessId", pid.as_str()),
                 ("User", "root"),
@@ -200,9 +226,16 @@ fn udp_send_and_receive_once_per_flow_over_ipv4_and_ipv6() {
                 assert_eq!(
                     e.get(field),
                     Some(value),
-                    "{ip} Initiated={initiated}: {field}"
+                    "{ip} {how:?} Initiated={initiated}: {field}"
                 );
             }
+        }
+        if let Some(port) = client {
+            assert_eq!(
+                sent_from,
+                port.to_string(),
+                "{ip} {how:?}: the sender's port"
+            );
         }
     }
 }

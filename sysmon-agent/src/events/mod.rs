@@ -4,6 +4,8 @@
 //! [`Event`]. The rules engine and the renderer see only this type.
 
 pub mod create_remote_thread;
+pub mod dns;
+pub mod dns_query;
 pub mod file;
 pub mod file_create;
 pub mod file_create_time;

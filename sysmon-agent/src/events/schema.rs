@@ -44,6 +44,7 @@ pub const FILE_CREATE: u16 = 11;
 pub const CONFIG_CHANGE: u16 = 16;
 pub const PIPE_CREATED: u16 = 17;
 pub const PIPE_CONNECTED: u16 = 18;
+pub const DNS_QUERY: u16 = 22;
 pub const FILE_DELETE: u16 = 23;
 pub const PROCESS_TAMPERING: u16 = 25;
 pub const FILE_EXECUTABLE_DETECTED: u16 = 29;
@@ -139,7 +140,7 @@ pub static EVENTS: &[EventKind] = &[
     kind!(21, "SYSMONEVENT_WMI_BINDING", Some("WmiEvent"), version 3, level 4, false, false, [
         "RuleName", "EventType", "UtcTime", "Operation", "User", "Consumer", "Filter",
     ]),
-    kind!(22, "SYSMONEVENT_DNS_QUERY", Some("DnsQuery"), version 5, level 4, false, false, [
+    kind!(DNS_QUERY, "SYSMONEVENT_DNS_QUERY", Some("DnsQuery"), version 5, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "QueryName", "QueryStatus",
         "QueryResults", "Image", "User",
     ]),

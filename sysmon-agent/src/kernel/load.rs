@@ -275,6 +275,47 @@ const SENSORS: &[(u16, &str, Point)] = &[
         VM_WRITEV_ENTER,
     ),
     (schema::CREATE_REMOTE_THREAD, "vm_rw_exit", VM_RW_EXIT),
+    // The receive path serves both 3 and 22 (an entry per id, attached once).
+    (
+        schema::NETWORK_CONNECT,
+        "recvfrom_enter",
+        Point::Syscalls(&["sys_enter_recvfrom"]),
+    ),
+    (
+        schema::DNS_QUERY,
+        "recvfrom_enter",
+        Point::Syscalls(&["sys_enter_recvfrom"]),
+    ),
+    (
+        schema::NETWORK_CONNECT,
+        "recvmsg_enter",
+        Point::Syscalls(&["sys_enter_recvmsg"]),
+    ),
+    (
+        schema::DNS_QUERY,
+        "recvmsg_enter",
+        Point::Syscalls(&["sys_enter_recvmsg"]),
+    ),
+    (
+        schema::NETWORK_CONNECT,
+        "recvmmsg_enter",
+        Point::Syscalls(&["sys_enter_recvmmsg"]),
+    ),
+    (
+        schema::DNS_QUERY,
+        "recvmmsg_enter",
+        Point::Syscalls(&["sys_enter_recvmmsg"]),
+    ),
+    (
+        schema::NETWORK_CONNECT,
+        "recv_exit",
+        Point::Syscalls(&["sys_exit_recvfrom", "sys_exit_recvmsg", "sys_exit_recvmmsg"]),
+    ),
+    (
+        schema::DNS_QUERY,
+        "recv_exit",
+        Point::Syscalls(&["sys_exit_recvfrom", "sys_exit_recvmsg", "sys_exit_recvmmsg"]),
+    ),
 ];
 
 const PTRACE_ENTER: Point = Point::Syscalls(&["sys_enter_ptrace"]);
@@ -282,6 +323,9 @@ const PTRACE_EXIT: Point = Point::Syscalls(&["sys_exit_ptrace"]);
 const VM_WRITEV_ENTER: Point = Point::Syscalls(&["sys_enter_process_vm_writev"]);
 const VM_RW_EXIT: Point =
     Point::Syscalls(&["sys_exit_process_vm_readv", "sys_exit_process_vm_writev"]);
+
+/// In-flight receives (threads inside recvfrom/recvmsg/recvmmsg on a UDP socket).
+const RECVS_IN_FLIGHT: u32 = 4096;
 
 /// One attachment of an optional program, so it can be detached again.
 enum Link {
@@ -310,6 +354,9 @@ impl Probes {
                 continue;
             };
             let on = wanted && !self.gaps.iter().any(|g| g.sensor == i && g.off);
+            if let Err(e) = recv_wants(&mut self.ebpf, active) {
+                failed.push(format!("{e:#}"));
+            }
             let at = self.attached.iter().position(|(j, _)| *j == i);
             match (on, at) {
                 (true, None) => match attach(&mut self.ebpf, name, point) {
@@ -501,6 +548,16 @@ fn check_required(kernel: &btf::Kernel) -> Result<()> {
     Ok(())
 }
 
+/// Tells the receive exit what to report (bits of `RECV_WANTS`, see probes/recv.rs).
+fn recv_wants(ebpf: &mut Ebpf, active: &[u16]) -> Result<()> {
+    let bits = u32::from(active.contains(&schema::NETWORK_CONNECT))
+        | u32::from(active.contains(&schema::DNS_QUERY)) << 1;
+    let map = ebpf.map_mut("RECV_WANTS").context("map RECV_WANTS")?;
+    aya::maps::Array::<_, u32>::try_from(map)?
+        .set(0, bits, 0)
+        .context("setting RECV_WANTS")
+}
+
 pub fn load(opts: &Options) -> Result<Loaded> {
     preflight(opts)?;
     mount_if_missing("tracefs", TRACEFS, &format!("{TRACEFS}/events"))?;
@@ -536,6 +593,7 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         .map_max_entries("DELETES", DELETES_IN_FLIGHT)
         .map_max_entries("CONNECTS", FLOWS)
         .map_max_entries("UDP_SEEN", FLOWS)
+        .map_max_entries("RECVS", RECVS_IN_FLIGHT)
         .load(OBJECT)
         .context("loading the eBPF object into the kernel (is BPF enabled and are we root?)")?;
 
@@ -793,7 +851,6 @@ mod tests {
             .map(|i| SENSORS[i].1)
             .collect();
         v.sort();
-        v.dedup();
         v
     }
 
@@ -837,5 +894,24 @@ mod tests {
         for (active, want) in cases {
             assert_eq!(attached(active), *want, "{active:?}");
         }
+    }
+
+    #[test]
+    fn the_receive_probes_serve_network_connect_and_dns_query_once() {
+        let recv = [
+            "recv_exit",
+            "recvfrom_enter",
+            "recvmmsg_enter",
+            "recvmsg_enter",
+        ];
+        let dns = attached(&[schema::DNS_QUERY]);
+        assert_eq!(dns, recv);
+        let net = attached(&[schema::NETWORK_CONNECT]);
+        let both = attached(&[schema::NETWORK_CONNECT, schema::DNS_QUERY]);
+        assert_eq!(net, both);
+        for p in recv.iter().chain(&["udp_recv", "udp_send", "tcp_accept"]) {
+            assert_eq!(both.iter().filter(|n| *n == p).count(), 1, "{p}");
+        }
+        assert!(attached(&[schema::PROCESS_CREATE]).is_empty());
     }
 }

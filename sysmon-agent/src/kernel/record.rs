@@ -3,6 +3,7 @@
 use sysmon_common::{
     Header, RecordKind,
     access::AccessRecord,
+    dns::DnsRecord,
     file::FileRecord,
     file_info::FileInfoRecord,
     net::NetRecord,
@@ -22,6 +23,16 @@ pub enum Record<'a> {
     FileInfo(FileInfoRecord, FileTail<'a>),
     /// ProcessAccess and/or CreateRemoteThread.
     Access(AccessRecord),
+    Dns(DnsMessage<'a>),
+}
+
+/// A DNS record: its fixed part, the message bytes borrowed.
+pub struct DnsMessage<'a> {
+    pub header: Header,
+    pub uid: u32,
+    /// The datagram went on past `data`.
+    pub cut: bool,
+    pub data: &'a [u8],
 }
 
 /// The tail of a file record: a kernel-built path and/or a name as passed to the call.
@@ -83,6 +94,17 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
             Ok(Record::FileInfo(rec, FileTail { dir, name }))
         }
         Some(RecordKind::Access) => Ok(Record::Access(copy(bytes)?)),
+        Some(RecordKind::Dns) => {
+            let rec: DnsRecord = copy(bytes)?;
+            let start = std::mem::offset_of!(DnsRecord, data);
+            let data = &bytes[start..start + (rec.len as usize).min(rec.data.len())];
+            Ok(Record::Dns(DnsMessage {
+                header: rec.header,
+                uid: rec.uid,
+                cut: rec.cut != 0,
+                data,
+            }))
+        }
         None => Err(BadRecord::UnknownKind(header.kind)),
     }
 }

@@ -15,6 +15,7 @@ mod network;
 mod network_udp;
 mod pipe;
 mod raw_access;
+mod recv;
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};
 use sysmon_common::{Header, RecordKind};

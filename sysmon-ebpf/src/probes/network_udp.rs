@@ -4,9 +4,11 @@
 //! datagram's own IP and UDP headers, so the source address is the routed one even for an
 //! unconnected socket (a datagram held for neighbour resolution goes out later, from
 //! softirq, and is then credited to whichever task runs: as Sysmon).
-//! Receive: `sock/sock_recv_length`, after a recvmsg on the socket, in the receiving
-//! process. Its ends are the socket's, as in Sysmon: an unconnected socket's remote end is
-//! `0.0.0.0:0` (the datagram is no longer at hand there; UDP copies it without a tracepoint).
+//! Receive by recvfrom, recvmsg and recvmmsg: at their exit (`recv.rs`), with the sender's
+//! address the kernel wrote into the caller's buffer. Any other receive (read, readv, a
+//! NULL address): `sock/sock_recv_length`, in the receiving process, with the socket's
+//! ends, as in Sysmon: an unconnected socket's remote end is then `0.0.0.0:0` (the datagram
+//! is no longer at hand there; UDP copies it without a tracepoint).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
@@ -20,7 +22,7 @@ use sysmon_common::{
 
 use crate::{
     kernel::{Ptr, current_uid, off, read, read_ptr},
-    maps::{UDP_SEEN, count_drop, send},
+    maps::{RECVS, UDP_SEEN, count_drop, send},
 };
 
 /// IPv6 next-header values of the extension headers walked to find the UDP header.
@@ -94,7 +96,7 @@ pub fn udp_send(ctx: RawTracePointContext) -> i32 {
     }
     rec.sport = u16::from_be(read(udp, 0));
     rec.dport = u16::from_be(read(udp, 2));
-    report(&rec);
+    report(&mut rec);
     0
 }
 
@@ -103,27 +105,31 @@ pub fn udp_send(ctx: RawTracePointContext) -> i32 {
 pub fn udp_recv(ctx: RawTracePointContext) -> i32 {
     let sk: Ptr = ctx.arg::<*const u8>(0);
     let ret: i32 = ctx.arg::<i32>(1);
+    // recvfrom, recvmsg and recvmmsg are reported at their exit, with the sender's address.
+    if RECVS.get_ptr(bpf_get_current_pid_tgid()).is_some() {
+        return 0;
+    }
     let mut rec = record(0);
     if ret >= 0 && super::network::fill(&mut rec, sk, IPPROTO_UDP) {
-        report(&rec);
+        report(&mut rec);
     }
     0
 }
 
 #[inline(always)]
-fn record(initiated: u16) -> NetRecord {
+pub fn record(initiated: u16) -> NetRecord {
     NetRecord {
         header: super::header(RecordKind::Network, core::mem::size_of::<NetRecord>()),
-        uid: current_uid(),
         initiated,
         protocol: IPPROTO_UDP,
         ..NetRecord::default()
     }
 }
 
-/// Sends `rec` unless its flow was reported less than `UDP_REPORT_NS` ago.
+/// Sends `rec` (with the caller's uid) unless its flow was reported less than
+/// `UDP_REPORT_NS` ago.
 #[inline(always)]
-fn report(rec: &NetRecord) {
+pub fn report(rec: &mut NetRecord) {
     let flow = UdpFlow {
         tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
         initiated: rec.initiated,
@@ -140,5 +146,6 @@ fn report(rec: &NetRecord) {
         return;
     }
     let _ = UDP_SEEN.insert(flow, now, 0);
+    rec.uid = current_uid();
     send(RecordKind::Network, super::bytes(rec));
 }
