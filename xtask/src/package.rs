@@ -59,7 +59,8 @@ pub fn all() -> Result<PathBuf> {
     }
     // Debian's changelog of a native package, gzipped as policy wants it (both packages).
     let changelog = build::root().join("packaging/changelog");
-    let text = fs::read_to_string(&changelog)?;
+    let text = fs::read_to_string(&changelog)
+        .with_context(|| format!("reading {}", changelog.display()))?;
     let head = format!("sysmon-ebpf ({VERSION})");
     if !text.starts_with(&head) {
         bail!(
@@ -67,7 +68,7 @@ pub fn all() -> Result<PathBuf> {
             changelog.display()
         );
     }
-    fs::copy(&changelog, stage.join("changelog"))?;
+    fs::copy(&changelog, stage.join("changelog")).context("copying the changelog")?;
     run(Command::new("gzip").args(["-9nf"]).arg(stage.join("changelog")))?;
     for name in ["sysmon", "sysmonLogView"] {
         run(Command::new("strip")
@@ -75,7 +76,8 @@ pub fn all() -> Result<PathBuf> {
             .arg(stage.join("bin").join(name))
             .arg(release.join(name)))?;
     }
-    let functions = fs::read_to_string(build::root().join("packaging/maintainscript.sh"))?;
+    let functions = fs::read_to_string(build::root().join("packaging/maintainscript.sh"))
+        .context("reading packaging/maintainscript.sh")?;
     for (path, call) in HOOKS {
         let file = stage.join(path);
         fs::create_dir_all(file.parent().unwrap())?;
