@@ -211,7 +211,10 @@ pub fn documented() -> clap::Command {
         .version(env!("CARGO_PKG_VERSION"));
     for arg in clap_command().get_arguments() {
         let id = arg.get_id().as_str();
-        let spelling = SWITCHES.iter().find(|(_, long)| *long == id).map(|(s, _)| *s);
+        let spelling = SWITCHES
+            .iter()
+            .find(|(_, long)| *long == id)
+            .map(|(s, _)| *s);
         match spelling {
             // `-service` is internal; `--` only makes sense after -c, whose help says so.
             _ if id == "service" || id == "defaults" => {}

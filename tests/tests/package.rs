@@ -85,7 +85,10 @@ fn dpkg(root: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
 }
 
 fn dpkg_ok(root: &Path, args: &[&str], env: &[(&str, String)]) {
-    assert!(dpkg(root, args, env).status.success(), "dpkg {args:?} failed");
+    assert!(
+        dpkg(root, args, env).status.success(),
+        "dpkg {args:?} failed"
+    );
 }
 
 /// What the package installs: (path, mode); every file owned by root:root.
@@ -97,7 +100,10 @@ const FILES: &[(&str, u32)] = &[
     ("usr/share/bash-completion/completions/sysmon", 0o644),
     ("usr/share/bash-completion/completions/sysmonLogView", 0o644),
     ("usr/share/fish/vendor_completions.d/sysmon.fish", 0o644),
-    ("usr/share/fish/vendor_completions.d/sysmonLogView.fish", 0o644),
+    (
+        "usr/share/fish/vendor_completions.d/sysmonLogView.fish",
+        0o644,
+    ),
     ("usr/share/doc/sysmon-ebpf/README.md", 0o644),
     ("usr/share/doc/sysmon-ebpf/copyright", 0o644),
     ("usr/share/doc/sysmon-ebpf/docs/config.md", 0o644),
@@ -106,7 +112,10 @@ const FILES: &[(&str, u32)] = &[
         0o644,
     ),
     ("usr/share/doc/sysmon-ebpf/rsyslog/30-sysmon.conf", 0o644),
-    ("usr/share/doc/sysmon-ebpf/logrotate/logrotate-sysmon", 0o644),
+    (
+        "usr/share/doc/sysmon-ebpf/logrotate/logrotate-sysmon",
+        0o644,
+    ),
     ("usr/share/sysmon-ebpf/default.xml", 0o644),
 ];
 
@@ -117,19 +126,26 @@ fn lintian_and_rpmlint_report_no_errors() {
     let (Some(deb), Some(rpm)) = (deb("checkers"), rpm("checkers")) else {
         return;
     };
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-        .unwrap();
-    let lintian = run(Command::new("lintian").arg("--no-tag-display-limit").arg(&deb));
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let lintian = run(Command::new("lintian")
+        .arg("--no-tag-display-limit")
+        .arg(&deb));
     let text = String::from_utf8_lossy(&lintian.stdout).into_owned();
     assert!(
         !text.lines().any(|l| l.starts_with("E: ")),
         "lintian errors:\n{text}"
     );
     assert!(lintian.status.success(), "lintian failed: {text}");
-    for tag in text.lines().filter(|l| l.starts_with("W: ")).filter_map(|l| {
-        // W: <package>: <tag> [details]
-        l.split_whitespace().nth(2)
-    }) {
+    for tag in text
+        .lines()
+        .filter(|l| l.starts_with("W: "))
+        .filter_map(|l| {
+            // W: <package>: <tag> [details]
+            l.split_whitespace().nth(2)
+        })
+    {
         assert!(
             readme.contains(&format!("`{tag}`")),
             "lintian warning {tag} is not explained in the README"
@@ -239,7 +255,11 @@ fn rpm_holds_the_same_files() {
         return;
     };
     let listing = ok(Command::new("rpm")
-        .args(["-qp", "--qf", "[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]"])
+        .args([
+            "-qp",
+            "--qf",
+            "[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]",
+        ])
         .arg(&rpm));
     let files: HashMap<&str, (&str, &str, &str)> = listing
         .lines()
@@ -312,7 +332,11 @@ fn with_systemd_upgrade_keeps_state_remove_stops_purge_cleans() {
     let (log, env) = fake_systemd(r);
     let deb = deb.to_str().unwrap();
     dpkg_ok(r, &["-i", deb], &env);
-    assert_eq!(calls(&log), Vec::<String>::new(), "installing starts nothing");
+    assert_eq!(
+        calls(&log),
+        Vec::<String>::new(),
+        "installing starts nothing"
+    );
 
     // The administrator installs the service (systemd starts it: nothing runs here).
     let config = r.join("my-config.xml");
@@ -331,8 +355,8 @@ fn with_systemd_upgrade_keeps_state_remove_stops_purge_cleans() {
     let mut counter = std::fs::read(state.join("eventId")).unwrap();
     counter[0] = 42;
     std::fs::write(state.join("eventId"), &counter).unwrap();
-    let kept = ["config.xml", "argv", "eventId"]
-        .map(|f| (f, std::fs::read(state.join(f)).unwrap()));
+    let kept =
+        ["config.xml", "argv", "eventId"].map(|f| (f, std::fs::read(state.join(f)).unwrap()));
 
     // Upgrade (the same version again runs the same scripts: prerm upgrade, postinst
     // configure <old version>).
@@ -343,10 +367,17 @@ fn with_systemd_upgrade_keeps_state_remove_stops_purge_cleans() {
         std::fs::read(r.join("usr/bin/sysmon")).unwrap(),
         "the new binary is installed"
     );
-    let mode = std::fs::metadata(state.join("sysmon")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(state.join("sysmon"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o7777, 0o700);
     for (file, bytes) in &kept {
-        assert_eq!(&std::fs::read(state.join(file)).unwrap(), bytes, "{file} kept");
+        assert_eq!(
+            &std::fs::read(state.join(file)).unwrap(),
+            bytes,
+            "{file} kept"
+        );
     }
 
     dpkg_ok(r, &["-r", "sysmon-ebpf"], &env);
@@ -356,7 +387,11 @@ fn with_systemd_upgrade_keeps_state_remove_stops_purge_cleans() {
     );
     assert!(!r.join("usr/bin/sysmon").exists());
     for (file, bytes) in &kept {
-        assert_eq!(&std::fs::read(state.join(file)).unwrap(), bytes, "{file} kept");
+        assert_eq!(
+            &std::fs::read(state.join(file)).unwrap(),
+            bytes,
+            "{file} kept"
+        );
     }
 
     dpkg_ok(r, &["-P", "sysmon-ebpf"], &env);
@@ -389,7 +424,10 @@ fn upgrade_restarts_the_running_daemon_and_remove_stops_it() {
     let r = t.root.0.clone();
     dpkg_root(&r);
     let env = vec![
-        ("SYSMON_SYSLOG_SOCKET", t.syslog.socket.display().to_string()),
+        (
+            "SYSMON_SYSLOG_SOCKET",
+            t.syslog.socket.display().to_string(),
+        ),
         (
             "SYSMON_RSYSLOG_PID_FILE",
             t.syslog.pid_file.display().to_string(),
@@ -439,7 +477,10 @@ fn upgrade_restarts_the_running_daemon_and_remove_stops_it() {
 
     dpkg_ok(&r, &["-r", "sysmon-ebpf"], &env);
     assert!(t.daemon().is_none(), "removal stops the daemon");
-    assert!(t.path("opt/sysmon/eventId").exists(), "removal keeps the state");
+    assert!(
+        t.path("opt/sysmon/eventId").exists(),
+        "removal keeps the state"
+    );
     dpkg_ok(&r, &["-P", "sysmon-ebpf"], &env);
     assert!(!t.path("opt/sysmon").exists(), "purge removes the state");
 }

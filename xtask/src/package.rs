@@ -69,7 +69,9 @@ pub fn all() -> Result<PathBuf> {
         );
     }
     fs::copy(&changelog, stage.join("changelog")).context("copying the changelog")?;
-    run(Command::new("gzip").args(["-9nf"]).arg(stage.join("changelog")))?;
+    run(Command::new("gzip")
+        .args(["-9nf"])
+        .arg(stage.join("changelog")))?;
     for name in ["sysmon", "sysmonLogView"] {
         run(Command::new("strip")
             .arg("-o")
@@ -95,7 +97,14 @@ pub fn all() -> Result<PathBuf> {
     };
     run(tools("deb")
         // --fast: a few seconds instead of a minute of xz, for a package 30% larger.
-        .args(["-p", "sysmon-agent", "--no-build", "--strip", "--fast", "-o"])
+        .args([
+            "-p",
+            "sysmon-agent",
+            "--no-build",
+            "--strip",
+            "--fast",
+            "-o",
+        ])
         .arg(deb()))
     .context("cargo-deb (did `cargo xtask setup` run?)")?;
     run(tools("generate-rpm")

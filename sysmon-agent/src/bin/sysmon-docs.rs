@@ -53,7 +53,10 @@ fn main() -> std::io::Result<()> {
         man.join("sysmon.8"),
         single_dash_roff(&page(sysmon.clone(), "8", SYSMON_EXTRA)?),
     )?;
-    fs::write(man.join("sysmonLogView.1"), page(viewer.clone(), "1", VIEWER_EXTRA)?)?;
+    fs::write(
+        man.join("sysmonLogView.1"),
+        page(viewer.clone(), "1", VIEWER_EXTRA)?,
+    )?;
     for (shell, file) in [
         (Shell::Bash, "bash/{}"),
         (Shell::Zsh, "zsh/_{}"),
