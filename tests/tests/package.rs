@@ -484,3 +484,59 @@ fn upgrade_restarts_the_running_daemon_and_remove_stops_it() {
     dpkg_ok(&r, &["-P", "sysmon-ebpf"], &env);
     assert!(!t.path("opt/sysmon").exists(), "purge removes the state");
 }
+
+/// The .rpm's scriptlets are the same functions behind RPM's arguments (the number of
+/// versions left installed): %post 1 (install) does nothing, %post 2 (upgrade) installs the
+/// new binary and restarts the unit, %preun 1 (the old version going in an upgrade) does
+/// nothing, %preun 0 (erase) runs `sysmon -u`. Run against a temporary root (DPKG_ROOT),
+/// with the .rpm's own files unpacked there.
+#[test]
+fn rpm_scriptlets_upgrade_and_erase_with_systemd() {
+    let Some(rpm) = rpm("rpm_scriptlets") else {
+        return;
+    };
+    let root = TempDir::new("rpm-scriptlets");
+    let r = &root.0;
+    ok(Command::new("sh")
+        .arg("-c")
+        .arg("rpm2cpio \"$1\" | (cd \"$2\" && cpio -idm --quiet)")
+        .arg("unpack")
+        .arg(&rpm)
+        .arg(r));
+    let (log, mut env) = fake_systemd(r);
+    env.push(("DPKG_ROOT", r.display().to_string()));
+    ok(Command::new(r.join("usr/bin/sysmon"))
+        .args(["-accepteula", "-i"])
+        .env("SYSMON_ROOT", r)
+        .envs(env.iter().map(|(k, v)| (k, v))));
+    calls(&log);
+    let state = r.join("opt/sysmon");
+    let old = b"#!/bin/sh\necho old\n";
+    std::fs::write(state.join("sysmon"), old).unwrap();
+
+    let scriptlet = |tag: &str, arg: &str| {
+        let script = ok(Command::new("rpm")
+            .args(["-qp", "--qf", &format!("%{{{tag}}}")])
+            .arg(&rpm));
+        ok(Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(tag)
+            .arg(arg)
+            .envs(env.iter().map(|(k, v)| (k, v))));
+        calls(&log)
+    };
+    assert_eq!(scriptlet("POSTIN", "1"), Vec::<String>::new());
+    assert_eq!(std::fs::read(state.join("sysmon")).unwrap(), old);
+    assert_eq!(scriptlet("POSTIN", "2"), ["try-restart sysmon.service"]);
+    assert_eq!(
+        std::fs::read(state.join("sysmon")).unwrap(),
+        std::fs::read(r.join("usr/bin/sysmon")).unwrap()
+    );
+    assert_eq!(scriptlet("PREUN", "1"), Vec::<String>::new());
+    assert_eq!(
+        scriptlet("PREUN", "0"),
+        ["stop sysmon.service", "disable sysmon.service"]
+    );
+    assert!(state.join("config.xml").exists() && state.join("eventId").exists());
+}
