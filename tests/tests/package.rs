@@ -186,6 +186,12 @@ fn deb_installs_files_pages_and_completions() {
         assert_eq!(meta.permissions().mode() & 0o7777, *mode, "mode of {path}");
         assert_eq!((meta.uid(), meta.gid()), (0, 0), "owner of {path}");
     }
+    // zsh's directory is Debian's own (the .rpm uses site-functions).
+    for zsh in ["_sysmon", "_sysmonLogView"] {
+        let path = r.join("usr/share/zsh/vendor-completions").join(zsh);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o644, "{}", path.display());
+    }
     assert!(!r.join("opt/sysmon").exists(), "installing starts nothing");
 
     let control = |field: &str| ok(Command::new("dpkg-deb").args(["-f"]).arg(&deb).arg(field));
@@ -271,7 +277,6 @@ fn rpm_holds_the_same_files() {
     for (path, mode) in FILES {
         let path = format!("/{path}");
         let Some((perms, user, group)) = files.get(path.as_str()) else {
-            // zsh's directory differs between the distributions; the rest must match.
             panic!("the rpm lacks {path}:\n{listing}");
         };
         let want = if *mode == 0o755 {
@@ -280,6 +285,10 @@ fn rpm_holds_the_same_files() {
             "-rw-r--r--"
         };
         assert_eq!((*perms, *user, *group), (want, "root", "root"), "{path}");
+    }
+    for zsh in ["_sysmon", "_sysmonLogView"] {
+        let path = format!("/usr/share/zsh/site-functions/{zsh}");
+        assert!(files.contains_key(path.as_str()), "the rpm lacks {path}");
     }
     let recommends = ok(Command::new("rpm").args(["-qp", "--recommends"]).arg(&rpm));
     assert!(recommends.contains("rsyslog"), "{recommends}");
