@@ -76,10 +76,11 @@ const APT: &[(&str, &str)] = &[
     // The tests send events through a real syslog daemon.
     ("rsyslogd", "rsyslog"),
     // `cargo xtask package` and its tests: the distributions' checkers, `strip` for the RPM's
-    // binaries, `man -l` on the generated pages, `rpm` and `cpio` to read the RPM back.
+    // binaries, `man -l` on the generated pages, `rpm`, `rpm2cpio` and `cpio` to read the RPM back.
     ("lintian", "lintian"),
     ("rpmlint", "rpmlint"),
     ("rpm", "rpm"),
+    ("rpm2cpio", "rpm2cpio"),
     ("cpio", "cpio"),
     ("strip", "binutils"),
     ("man", "man-db"),
