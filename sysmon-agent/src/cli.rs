@@ -131,33 +131,79 @@ fn normalise(argv: &[String]) -> Result<Vec<String>, String> {
 }
 
 fn clap_command() -> clap::Command {
-    let optional = |name: &'static str| {
+    let optional = |name: &'static str, value: &'static str, help: &'static str| {
         Arg::new(name)
             .long(name)
             .num_args(0..=1)
             .action(ArgAction::Set)
+            .value_name(value)
+            .help(help)
     };
-    let flag = |name: &'static str| Arg::new(name).long(name).action(ArgAction::SetTrue);
+    let flag = |name: &'static str, help: &'static str| {
+        Arg::new(name)
+            .long(name)
+            .action(ArgAction::SetTrue)
+            .help(help)
+    };
     clap::Command::new("sysmon")
         .no_binary_name(false)
         .disable_help_flag(true)
         .disable_version_flag(true)
-        .arg(optional("install"))
-        .arg(optional("config"))
-        .arg(optional("uninstall"))
-        .arg(optional("print-schema"))
-        .arg(optional("debug"))
-        .arg(Arg::new("btf").long("btf").num_args(1))
+        .arg(optional(
+            "install",
+            "configfile",
+            "Install the service and start it (default config: process create and \
+             terminate); the config is validated first",
+        ))
+        .arg(optional(
+            "config",
+            "configfile",
+            "Update the running configuration (no restart); alone, show the current rules; \
+             -c -- resets to the defaults",
+        ))
+        .arg(optional(
+            "uninstall",
+            "force",
+            "Stop the service and disable it (state in /opt/sysmon stays); force also kills \
+             a daemon that does not stop and removes the rsyslog and logrotate files",
+        ))
+        .arg(optional(
+            "print-schema",
+            "version|all",
+            "Print the event schema",
+        ))
+        .arg(optional(
+            "debug",
+            "configfile",
+            "Run in the foreground: events go to syslog and, in the sysmonLogView layout, to \
+             stdout (Ctrl-C to stop)",
+        ))
+        .arg(
+            Arg::new("btf")
+                .long("btf")
+                .num_args(1)
+                .value_name("file")
+                .value_hint(clap::ValueHint::FilePath)
+                .help("Read kernel struct offsets from this BTF file instead of /sys/kernel/btf/vmlinux"),
+        )
         .arg(
             Arg::new("hash-algorithms")
                 .long("hash-algorithms")
-                .num_args(1),
+                .num_args(1)
+                .value_name("alg[,alg...]")
+                .help("Hash algorithms (sha1, md5, sha256, *) unless the config sets them"),
         )
-        .arg(Arg::new("outputs").long("outputs").num_args(1))
-        .arg(flag("accepteula"))
-        .arg(flag("nologo"))
-        .arg(flag("service"))
-        .arg(flag("defaults"))
+        .arg(
+            Arg::new("outputs")
+                .long("outputs")
+                .num_args(1)
+                .value_name("sinks")
+                .help("With -i or -t: where events go: syslog, json[=PATH], xml[=PATH], size=N[K|M|G], keep=N"),
+        )
+        .arg(flag("accepteula", "Accepted for compatibility"))
+        .arg(flag("nologo", "Accepted for compatibility"))
+        .arg(flag("service", "Internal: run as the daemon"))
+        .arg(flag("defaults", "With -c: reset to the default configuration"))
         // Sysmon's "exclusive" switches.
         .group(
             ArgGroup::new("mode")
@@ -171,6 +217,45 @@ fn clap_command() -> clap::Command {
                 ])
                 .multiple(false),
         )
+}
+
+/// The command line as documented in the man page and completions: the parser's own
+/// arguments and help, renamed to Sysmon's spellings. clap prints every long name with two
+/// dashes, so whoever renders this turns `--x` into `-x` (see `sysmon-docs`).
+pub fn documented() -> clap::Command {
+    let mut cmd = clap::Command::new("sysmon")
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .about("Monitor and log system activity (Sysmon for Linux, on eBPF)")
+        .long_about(
+            "sysmon records what processes do (process creation and termination, network \
+             connections, file creation and deletion, raw disk reads) with eBPF programs in \
+             the kernel, filters the events with a Sysmon XML configuration and writes one \
+             Sysmon-format XML event per action to syslog (ident sysmon, facility user). \
+             Switches are single-dash and case-insensitive. Installing the package starts \
+             nothing: run sysmon -accepteula -i [configfile] as root.",
+        )
+        .version(env!("CARGO_PKG_VERSION"));
+    for arg in clap_command().get_arguments() {
+        let id = arg.get_id().as_str();
+        let spelling = SWITCHES
+            .iter()
+            .find(|(_, long)| *long == id)
+            .map(|(s, _)| *s);
+        match spelling {
+            // `-service` is internal; `--` only makes sense after -c, whose help says so.
+            _ if id == "service" || id == "defaults" => {}
+            Some(spelling) => cmd = cmd.arg(arg.clone().long(spelling)),
+            None => cmd = cmd.arg(arg.clone()),
+        }
+    }
+    cmd.arg(
+        Arg::new("help")
+            .long("?")
+            .num_args(0..=1)
+            .value_name("config")
+            .help("This help, or (with config) how to write a configuration"),
+    )
 }
 
 fn interpret(m: &ArgMatches) -> Result<Args, String> {
@@ -340,6 +425,31 @@ mod tests {
         for (argv, want) in cases {
             let err = parse(s(argv)).expect_err(&format!("{argv:?} should fail"));
             assert!(err.contains(want), "{argv:?}: {err:?} lacks {want:?}");
+        }
+    }
+
+    /// The man page and completions (`documented()`) list exactly the switches the parser
+    /// takes, in Sysmon's spelling, and `-?` names each of them too.
+    #[test]
+    fn documented_switches_are_the_parsed_ones() {
+        let doc = documented();
+        let mut documented: Vec<&str> = doc.get_arguments().filter_map(|a| a.get_long()).collect();
+        documented.sort();
+        let mut parsed: Vec<&str> = SWITCHES
+            .iter()
+            .map(|(spelling, _)| *spelling)
+            .filter(|s| !matches!(*s, "service" | "-"))
+            .chain(["?"])
+            .collect();
+        parsed.sort();
+        assert_eq!(documented, parsed);
+        for switch in parsed {
+            assert!(USAGE.contains(&format!("-{switch}")), "-? lacks -{switch}");
+            let arg = doc
+                .get_arguments()
+                .find(|a| a.get_long() == Some(switch))
+                .unwrap();
+            assert!(arg.get_help().is_some(), "-{switch} has no help");
         }
     }
 

@@ -3,11 +3,13 @@
 //! setup       install what the build and the tests need (idempotent, quick when done)
 //! build       build the eBPF programs (nightly, bpfel) and the agent (release)
 //! run         build, then run the agent in the foreground with the default config
-//! test        setup, build, then every test (unit, golden, end-to-end against the kernel)
+//! package     build, then the .deb and .rpm in target/package/
+//! test        setup, build, package, then every test (unit, golden, end-to-end against the kernel)
 //! bench       exec storms at several rates; the agent's CPU, events/s, losses, peak RSS
 
 mod bench;
 mod build;
+mod package;
 mod setup;
 
 use anyhow::Result;
@@ -22,7 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install the nightly's rust-src, bpf-linker and rsyslog when missing.
+    /// Install the nightly's rust-src, bpf-linker, cargo-deb, cargo-generate-rpm, rsyslog,
+    /// lintian and rpmlint when missing.
     Setup,
     /// Build the eBPF object and the agent (release).
     Build,
@@ -32,7 +35,10 @@ enum Cmd {
         #[arg(long)]
         config: Option<String>,
     },
-    /// Setup, build, then run every test in the workspace.
+    /// Build, then target/package/sysmon-ebpf_<version>_amd64.deb and
+    /// sysmon-ebpf-<version>.x86_64.rpm.
+    Package,
+    /// Setup, build, package, then run every test in the workspace.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true)]
@@ -46,6 +52,10 @@ fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Setup => setup::all(),
         Cmd::Build => build::all().map(drop),
+        Cmd::Package => {
+            setup::all()?;
+            package::all().map(drop)
+        }
         Cmd::Run { config } => {
             let bin = build::all()?;
             let config = config.unwrap_or_else(|| {
@@ -58,7 +68,8 @@ fn main() -> Result<()> {
         }
         Cmd::Test { args } => {
             setup::all()?;
-            let bin = build::all()?;
+            // The package tests read target/package/.
+            let bin = package::all()?;
             build::run(
                 build::cargo()
                     .args(["test", "--workspace", "--release"])

@@ -9,8 +9,9 @@ use crate::build::run;
 pub fn all() -> Result<()> {
     rust_src()?;
     bpf_linker()?;
-    rsyslog()?;
-    rsyslog_relp()
+    apt()?;
+    rsyslog_relp()?;
+    packagers()
 }
 
 fn cargo_bin() -> PathBuf {
@@ -71,20 +72,45 @@ fn bpf_linker() -> Result<()> {
         .env_remove("RUSTUP_TOOLCHAIN"))
 }
 
-/// rsyslogd, for the tests that send events through a real syslog daemon.
-fn rsyslog() -> Result<()> {
-    if which("rsyslogd") {
+/// Debian packages: (a program it provides, the package) for each.
+const APT: &[(&str, &str)] = &[
+    // The tests send events through a real syslog daemon.
+    ("rsyslogd", "rsyslog"),
+    // `cargo xtask package` and its tests: the distributions' checkers, `strip` for the RPM's
+    // binaries, `man -l` on the generated pages, `rpm`, `rpm2cpio` and `cpio` to read the RPM back.
+    ("lintian", "lintian"),
+    ("rpmlint", "rpmlint"),
+    ("rpm", "rpm"),
+    ("rpm2cpio", "rpm2cpio"),
+    ("cpio", "cpio"),
+    ("strip", "binutils"),
+    ("man", "man-db"),
+    ("groff", "groff-base"),
+];
+
+/// Installs the Debian packages whose program is missing (one apt-get for all of them).
+fn apt() -> Result<()> {
+    let missing: Vec<&str> = APT
+        .iter()
+        .filter(|(program, _)| !which(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("setup: installing rsyslog");
+    eprintln!("setup: installing {}", missing.join(" "));
     let quiet = |c: &mut Command| {
         c.env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .map(|s| s.success())
     };
     quiet(Command::new("apt-get").args(["update", "-qq"]))?;
-    if !quiet(Command::new("apt-get").args(["install", "-y", "-qq", "rsyslog"]))? {
-        anyhow::bail!("apt-get install rsyslog failed");
+    if !quiet(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing),
+    )? {
+        anyhow::bail!("apt-get install {} failed", missing.join(" "));
     }
     Ok(())
 }
@@ -111,6 +137,22 @@ fn rsyslog_relp() -> Result<()> {
         anyhow::bail!("apt-get install rsyslog-relp failed");
     }
     Ok(())
+}
+
+/// cargo-deb and cargo-generate-rpm, for `cargo xtask package` (a few minutes to build).
+fn packagers() -> Result<()> {
+    let missing: Vec<&str> = ["cargo-deb", "cargo-generate-rpm"]
+        .into_iter()
+        .filter(|tool| !cargo_bin().join(tool).exists())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("setup: installing {} (a few minutes)", missing.join(" "));
+    run(Command::new("cargo")
+        .args(["+stable", "install", "--locked"])
+        .args(&missing)
+        .env_remove("RUSTUP_TOOLCHAIN"))
 }
 
 fn which(name: &str) -> bool {

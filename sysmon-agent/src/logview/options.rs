@@ -99,6 +99,19 @@ pub struct Exit {
     pub to_stdout: bool,
 }
 
+/// The viewer's command line, for its man page and completions.
+pub fn command() -> clap::Command {
+    // The version is for the page's footer; the viewer itself has no -V.
+    <Args as clap::CommandFactory>::command()
+        .version(env!("CARGO_PKG_VERSION"))
+        .disable_version_flag(true)
+        .long_about(
+            "sysmonLogView reads Sysmon events from syslog files (or stdin) and prints them the \
+             way Sysmon's viewer does, filtered by event id, record id, time, field values or \
+             rule name; or as JSON lines, summary tables or process trees.",
+        )
+}
+
 impl Options {
     pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Options, Exit> {
         // getopt's `-?` means help; clap has no such flag.
