@@ -5,3 +5,4 @@ pub mod btf;
 pub mod kallsyms;
 pub mod load;
 pub mod record;
+pub mod sensors;

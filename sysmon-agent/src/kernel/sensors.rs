@@ -1,0 +1,553 @@
+//! The optional probes, the events each serves and where it attaches, and what the running
+//! kernel must have for them (checked before loading: a missing tracepoint turns off only
+//! the events that need it).
+
+use std::{fs, path::Path};
+
+use anyhow::{Result, bail};
+
+use super::btf;
+use crate::events::schema;
+
+/// Where an optional program attaches.
+#[derive(PartialEq)]
+pub enum Point {
+    /// Syscall tracepoints; one this architecture lacks (no `open` on arm64) is skipped.
+    Syscalls(&'static [&'static str]),
+    /// A raw tracepoint.
+    Raw(&'static str),
+}
+
+/// (events it serves, program, where it attaches).
+pub type Sensor = (&'static [u16], &'static str, Point);
+
+/// The optional probes: the events each serves, the program, where it attaches. A program
+/// serving several events is attached once, while any of them is on (ACCESS_ON and
+/// RECV_WANTS tell such a program which of its events to produce).
+pub const SENSORS: &[Sensor] = &[
+    (
+        &[schema::FILE_CREATE],
+        "file_create",
+        Point::Syscalls(&[
+            "sys_exit_creat",
+            "sys_exit_open",
+            "sys_exit_openat",
+            "sys_exit_openat2",
+        ]),
+    ),
+    (
+        &[schema::RAW_ACCESS_READ],
+        "raw_access",
+        Point::Syscalls(&["sys_exit_open", "sys_exit_openat", "sys_exit_openat2"]),
+    ),
+    (
+        &[schema::FILE_DELETE],
+        "unlink_enter",
+        Point::Syscalls(&["sys_enter_unlink"]),
+    ),
+    (
+        &[schema::FILE_DELETE],
+        "unlinkat_enter",
+        Point::Syscalls(&["sys_enter_unlinkat"]),
+    ),
+    (
+        &[schema::FILE_DELETE],
+        "unlink_exit",
+        Point::Syscalls(&["sys_exit_unlink", "sys_exit_unlinkat"]),
+    ),
+    (
+        &[schema::NETWORK_CONNECT],
+        "tcp_accept",
+        Point::Syscalls(&["sys_exit_accept", "sys_exit_accept4"]),
+    ),
+    (
+        &[schema::NETWORK_CONNECT],
+        "inet_sock_set_state",
+        Point::Raw("inet_sock_set_state"),
+    ),
+    (
+        &[schema::NETWORK_CONNECT],
+        "udp_send",
+        Point::Raw("net_dev_queue"),
+    ),
+    (
+        &[schema::NETWORK_CONNECT],
+        "udp_recv",
+        Point::Raw("sock_recv_length"),
+    ),
+    (
+        &[schema::FILE_CREATE_TIME],
+        "utimensat_enter",
+        Point::Syscalls(&["sys_enter_utimensat"]),
+    ),
+    (
+        &[schema::FILE_CREATE_TIME],
+        "futimesat_enter",
+        Point::Syscalls(&["sys_enter_futimesat"]),
+    ),
+    (
+        &[schema::FILE_CREATE_TIME],
+        "utimes_enter",
+        Point::Syscalls(&["sys_enter_utimes"]),
+    ),
+    (
+        &[schema::FILE_CREATE_TIME],
+        "utime_enter",
+        Point::Syscalls(&["sys_enter_utime"]),
+    ),
+    (
+        &[schema::FILE_CREATE_TIME],
+        "attr_exit",
+        Point::Syscalls(&[
+            "sys_exit_utimensat",
+            "sys_exit_futimesat",
+            "sys_exit_utimes",
+            "sys_exit_utime",
+        ]),
+    ),
+    (
+        &[schema::FILE_EXECUTABLE_DETECTED],
+        "chmod_enter",
+        Point::Syscalls(&["sys_enter_chmod"]),
+    ),
+    (
+        &[schema::FILE_EXECUTABLE_DETECTED],
+        "fchmodat_enter",
+        Point::Syscalls(&["sys_enter_fchmodat", "sys_enter_fchmodat2"]),
+    ),
+    (
+        &[schema::FILE_EXECUTABLE_DETECTED],
+        "fchmod_enter",
+        Point::Syscalls(&["sys_enter_fchmod"]),
+    ),
+    (
+        &[schema::FILE_EXECUTABLE_DETECTED],
+        "attr_exit",
+        Point::Syscalls(&[
+            "sys_exit_chmod",
+            "sys_exit_fchmodat",
+            "sys_exit_fchmodat2",
+            "sys_exit_fchmod",
+        ]),
+    ),
+    (
+        &[schema::FILE_EXECUTABLE_DETECTED],
+        "exec_created",
+        Point::Syscalls(&[
+            "sys_exit_creat",
+            "sys_exit_open",
+            "sys_exit_openat",
+            "sys_exit_openat2",
+        ]),
+    ),
+    (
+        &[schema::FILE_CREATE_TIME, schema::FILE_EXECUTABLE_DETECTED],
+        "attr_changed",
+        Point::Raw("ctime_ns_xchg"),
+    ),
+    (
+        &[schema::FILE_CREATE_TIME, schema::FILE_EXECUTABLE_DETECTED],
+        "attr_changed",
+        Point::Raw("ctime_xchg_skip"),
+    ),
+    (
+        &[schema::FILE_CREATE_TIME, schema::FILE_EXECUTABLE_DETECTED],
+        "attr_changed",
+        Point::Raw("inode_set_ctime_to_ts"),
+    ),
+    (
+        &[schema::PIPE_CREATED],
+        "mknod_enter",
+        Point::Syscalls(&["sys_enter_mknod"]),
+    ),
+    (
+        &[schema::PIPE_CREATED],
+        "mknodat_enter",
+        Point::Syscalls(&["sys_enter_mknodat"]),
+    ),
+    (
+        &[schema::PIPE_CREATED],
+        "attr_exit",
+        Point::Syscalls(&["sys_exit_mknod", "sys_exit_mknodat"]),
+    ),
+    (
+        &[schema::PIPE_CONNECTED],
+        "pipe_connect",
+        Point::Syscalls(&["sys_exit_open", "sys_exit_openat", "sys_exit_openat2"]),
+    ),
+    (
+        &[schema::IMAGE_LOAD],
+        "mmap_enter",
+        Point::Syscalls(&["sys_enter_mmap"]),
+    ),
+    (
+        &[schema::IMAGE_LOAD],
+        "mprotect_enter",
+        Point::Syscalls(&["sys_enter_mprotect", "sys_enter_pkey_mprotect"]),
+    ),
+    (
+        &[schema::IMAGE_LOAD],
+        "attr_exit",
+        Point::Syscalls(&[
+            "sys_exit_mmap",
+            "sys_exit_mprotect",
+            "sys_exit_pkey_mprotect",
+        ]),
+    ),
+    (
+        &[schema::IMAGE_LOAD],
+        "image_exec",
+        Point::Raw("sched_process_exec"),
+    ),
+    (
+        &[schema::PROCESS_ACCESS, schema::CREATE_REMOTE_THREAD],
+        "ptrace_enter",
+        PTRACE_ENTER,
+    ),
+    (
+        &[schema::PROCESS_ACCESS, schema::CREATE_REMOTE_THREAD],
+        "ptrace_exit",
+        PTRACE_EXIT,
+    ),
+    (
+        &[schema::PROCESS_ACCESS],
+        "vm_readv_enter",
+        Point::Syscalls(&["sys_enter_process_vm_readv"]),
+    ),
+    (
+        &[schema::PROCESS_ACCESS, schema::CREATE_REMOTE_THREAD],
+        "vm_writev_enter",
+        VM_WRITEV_ENTER,
+    ),
+    (
+        &[schema::PROCESS_ACCESS, schema::CREATE_REMOTE_THREAD],
+        "vm_rw_exit",
+        VM_RW_EXIT,
+    ),
+    (
+        &[schema::PROCESS_ACCESS],
+        "proc_mem_exit",
+        Point::Syscalls(&["sys_exit_open", "sys_exit_openat", "sys_exit_openat2"]),
+    ),
+    (
+        &[schema::NETWORK_CONNECT, schema::DNS_QUERY],
+        "recvfrom_enter",
+        Point::Syscalls(&["sys_enter_recvfrom"]),
+    ),
+    (
+        &[schema::NETWORK_CONNECT, schema::DNS_QUERY],
+        "recvmsg_enter",
+        Point::Syscalls(&["sys_enter_recvmsg"]),
+    ),
+    (
+        &[schema::NETWORK_CONNECT, schema::DNS_QUERY],
+        "recvmmsg_enter",
+        Point::Syscalls(&["sys_enter_recvmmsg"]),
+    ),
+    (
+        &[schema::NETWORK_CONNECT, schema::DNS_QUERY],
+        "recv_exit",
+        Point::Syscalls(&["sys_exit_recvfrom", "sys_exit_recvmsg", "sys_exit_recvmmsg"]),
+    ),
+];
+
+const PTRACE_ENTER: Point = Point::Syscalls(&["sys_enter_ptrace"]);
+const PTRACE_EXIT: Point = Point::Syscalls(&["sys_exit_ptrace"]);
+const VM_WRITEV_ENTER: Point = Point::Syscalls(&["sys_enter_process_vm_writev"]);
+const VM_RW_EXIT: Point =
+    Point::Syscalls(&["sys_exit_process_vm_readv", "sys_exit_process_vm_writev"]);
+/// Whether `SENSORS[i]` must be attached for `active`: while any event it serves is on.
+pub fn wanted(i: usize, active: &[u16]) -> bool {
+    SENSORS[i].0.iter().any(|id| active.contains(id))
+}
+
+/// Tracepoints an optional program needs that this kernel lacks.
+#[derive(Debug)]
+pub struct Gap {
+    /// Index in SENSORS.
+    pub sensor: usize,
+    pub points: Vec<&'static str>,
+    /// None of its points exist: the program stays off. Otherwise it attaches where it can.
+    pub off: bool,
+}
+
+/// Syscalls this architecture never had (their tracepoints are not missing, just absent).
+#[cfg(target_arch = "aarch64")]
+pub const NOT_ON_THIS_ARCH: &[&str] = &[
+    "sys_exit_creat",
+    "sys_exit_open",
+    "sys_enter_unlink",
+    "sys_exit_unlink",
+];
+#[cfg(not(target_arch = "aarch64"))]
+pub const NOT_ON_THIS_ARCH: &[&str] = &[];
+
+/// The gaps of every SENSORS entry, given what `exists` says of each attach point.
+pub fn gaps(exists: impl Fn(&Point, &str) -> bool) -> Vec<Gap> {
+    let mut out = Vec::new();
+    for (i, (_, _, point)) in SENSORS.iter().enumerate() {
+        let points: &[&'static str] = match point {
+            Point::Syscalls(p) => p,
+            Point::Raw(p) => std::slice::from_ref(p),
+        };
+        let present = points.iter().filter(|p| exists(point, p)).count();
+        let missing: Vec<_> = points
+            .iter()
+            .copied()
+            .filter(|p| !exists(point, p) && !NOT_ON_THIS_ARCH.contains(p))
+            .collect();
+        if !missing.is_empty() {
+            out.push(Gap {
+                sensor: i,
+                points: missing,
+                off: present == 0,
+            });
+        }
+    }
+    out
+}
+
+/// `kernel lacks tracepoint a, b: not recorded: <event> (event N) from <program>; ...`
+pub fn describe(gaps: &[Gap]) -> Option<String> {
+    if gaps.is_empty() {
+        return None;
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for p in gaps.iter().flat_map(|g| g.points.iter().copied()) {
+        if !names.contains(&p) {
+            names.push(p);
+        }
+    }
+    let effects: Vec<String> = gaps
+        .iter()
+        .map(|g| {
+            let (ids, program, _) = &SENSORS[g.sensor];
+            let events: Vec<String> = ids
+                .iter()
+                .map(|id| {
+                    let event = schema::by_id(*id).map_or("?", |k| k.tag.unwrap_or(k.name));
+                    format!("{event} (event {id})")
+                })
+                .collect();
+            let events = events.join(", ");
+            if g.off {
+                format!("{events} from {program}")
+            } else {
+                format!("{events} through {}", g.points.join(", "))
+            }
+        })
+        .collect();
+    Some(format!(
+        "this kernel lacks tracepoint {}: not recorded: {}",
+        names.join(", "),
+        effects.join("; ")
+    ))
+}
+
+/// Test hook: tracepoints to treat as missing, as on an older kernel
+/// (`SYSMON_TEST_MISSING_TRACEPOINTS=sock_recv_length,sys_exit_openat2`).
+pub const MISSING_HOOK: &str = "SYSMON_TEST_MISSING_TRACEPOINTS";
+/// Test hook: tracepoints that exist but whose attach the kernel refuses (the attach is
+/// made to a tracepoint that does not exist, so the refusal is the kernel's own).
+pub const FAIL_ATTACH_HOOK: &str = "SYSMON_TEST_FAIL_ATTACH";
+
+pub fn hooked(var: &str, point: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v.split(',').any(|p| p.trim() == point))
+}
+
+/// Whether the tracepoint `point` exists: `events/syscalls/<point>` for a syscall, any
+/// `events/<category>/<point>` for a raw tracepoint (tracefs lists every trace event).
+pub fn exists(kind: &Point, point: &str) -> bool {
+    if hooked(MISSING_HOOK, point) {
+        return false;
+    }
+    match kind {
+        Point::Syscalls(_) => Path::new(&format!("{TRACEFS}/events/syscalls/{point}")).exists(),
+        Point::Raw(_) => fs::read_dir(format!("{TRACEFS}/events"))
+            .map(|dirs| dirs.flatten().any(|d| d.path().join(point).is_dir()))
+            .unwrap_or(false),
+    }
+}
+
+/// What no event can do without; one line naming all that is missing.
+pub fn check_required(kernel: &btf::Kernel) -> Result<()> {
+    let mut lacks = Vec::new();
+    if !kernel.bpf_loop {
+        lacks.push("the bpf_loop helper (Linux 5.17+)".to_string());
+    }
+    for name in [
+        "sched_process_exec",
+        "sched_process_exit",
+        "sched_process_fork",
+    ] {
+        if hooked(MISSING_HOOK, name)
+            || !Path::new(&format!("{TRACEFS}/events/sched/{name}")).exists()
+        {
+            lacks.push(format!("tracepoint sched/{name}"));
+        }
+    }
+    if !lacks.is_empty() {
+        bail!(
+            "this kernel lacks {}: sysmon cannot run (every event needs them)",
+            lacks.join(", ")
+        );
+    }
+    Ok(())
+}
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the line says for kernels that lack some tracepoints (checked for every
+    /// SENSORS entry, so probes added later get the same check).
+    #[test]
+    fn missing_tracepoints_name_the_events_they_cost() {
+        // (tracepoints missing, what the line must say, what it must not)
+        let cases: &[(&[&str], &[&str], &[&str])] = &[
+            (&[], &[], &[]),
+            (
+                &["sock_recv_length"],
+                &[
+                    "this kernel lacks tracepoint sock_recv_length:",
+                    "NetworkConnect (event 3) from udp_recv",
+                ],
+                &["udp_send", "FileCreate"],
+            ),
+            (
+                // openat2 is 5.6+: creates and raw reads through the others still count.
+                &["sys_exit_openat2"],
+                &[
+                    "FileCreate (event 11) through sys_exit_openat2",
+                    "RawAccessRead (event 9) through sys_exit_openat2",
+                ],
+                &["from file_create"],
+            ),
+            (
+                &["sys_exit_accept", "sys_exit_accept4", "net_dev_queue"],
+                &[
+                    "lacks tracepoint sys_exit_accept, sys_exit_accept4, net_dev_queue:",
+                    "NetworkConnect (event 3) from tcp_accept",
+                    "NetworkConnect (event 3) from udp_send",
+                ],
+                &["inet_sock_set_state"],
+            ),
+        ];
+        for (missing, want, not) in cases {
+            let g = gaps(|_, p| !missing.contains(&p));
+            let line = describe(&g);
+            if missing.is_empty() {
+                assert_eq!(line, None);
+                continue;
+            }
+            let line = line.unwrap();
+            assert!(!line.contains('\n'), "one line: {line}");
+            for w in *want {
+                assert!(line.contains(w), "{missing:?}: {line:?} lacks {w:?}");
+            }
+            for n in *not {
+                assert!(!line.contains(n), "{missing:?}: {line:?} has {n:?}");
+            }
+            // A program is off only when none of its tracepoints exist.
+            for gap in &g {
+                let (_, name, _) = SENSORS[gap.sensor];
+                let all_missing = match &SENSORS[gap.sensor].2 {
+                    Point::Syscalls(p) => p.iter().all(|p| missing.contains(p)),
+                    Point::Raw(p) => missing.contains(p),
+                };
+                assert_eq!(gap.off, all_missing, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_sensor_tracepoint_exists_on_this_kernel() {
+        if !Path::new(&format!("{TRACEFS}/events/sched")).exists() {
+            eprintln!("skipped: no tracefs at {TRACEFS}");
+            return;
+        }
+        assert_eq!(describe(&gaps(exists)), None);
+    }
+
+    fn attached(active: &[u16]) -> Vec<&'static str> {
+        let mut v: Vec<_> = (0..SENSORS.len())
+            .filter(|i| wanted(*i, active))
+            .map(|i| SENSORS[i].1)
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn shared_programs_attach_once_for_either_event() {
+        let ptrace_vm = [
+            "ptrace_enter",
+            "ptrace_exit",
+            "vm_rw_exit",
+            "vm_writev_enter",
+        ];
+        // (active events, programs attached)
+        let cases: &[(&[u16], &[&str])] = &[
+            (&[], &[]),
+            (&[schema::PROCESS_TAMPERING], &[]),
+            (
+                &[schema::PROCESS_ACCESS],
+                &[
+                    "proc_mem_exit",
+                    "ptrace_enter",
+                    "ptrace_exit",
+                    "vm_readv_enter",
+                    "vm_rw_exit",
+                    "vm_writev_enter",
+                ],
+            ),
+            (&[schema::CREATE_REMOTE_THREAD], &ptrace_vm),
+            (
+                &[schema::CREATE_REMOTE_THREAD, schema::PROCESS_ACCESS],
+                &[
+                    "proc_mem_exit",
+                    "ptrace_enter",
+                    "ptrace_exit",
+                    "vm_readv_enter",
+                    "vm_rw_exit",
+                    "vm_writev_enter",
+                ],
+            ),
+            (&[schema::FILE_CREATE], &["file_create"]),
+        ];
+        for (active, want) in cases {
+            assert_eq!(attached(active), *want, "{active:?}");
+        }
+    }
+
+    #[test]
+    fn the_receive_probes_serve_network_connect_and_dns_query_once() {
+        let recv = [
+            "recv_exit",
+            "recvfrom_enter",
+            "recvmmsg_enter",
+            "recvmsg_enter",
+        ];
+        let dns = attached(&[schema::DNS_QUERY]);
+        assert_eq!(dns, recv);
+        let net = attached(&[schema::NETWORK_CONNECT]);
+        let both = attached(&[schema::NETWORK_CONNECT, schema::DNS_QUERY]);
+        assert_eq!(net, both);
+        for p in recv.iter().chain(&["udp_recv", "udp_send", "tcp_accept"]) {
+            assert_eq!(both.iter().filter(|n| *n == p).count(), 1, "{p}");
+        }
+        assert!(attached(&[schema::PROCESS_CREATE]).is_empty());
+    }
+
+    /// A program at one point is one entry (listing every event it serves), so it is never
+    /// attached twice.
+    #[test]
+    fn each_program_and_point_is_one_entry() {
+        for (i, (_, name, point)) in SENSORS.iter().enumerate() {
+            let twice = SENSORS[..i].iter().any(|(_, n, p)| n == name && p == point);
+            assert!(!twice, "{name} is listed twice at the same point");
+        }
+    }
+}
