@@ -169,6 +169,18 @@ fn hash_algorithms_from_the_command_line_reach_the_daemon() {
         hashes.starts_with("MD5=") && hashes.contains(",SHA256="),
         "Hashes {hashes}"
     );
+    // A -c without -h keeps the algorithms -i chose.
+    t.ok(&["-c", "--"]);
+    let token = format!("hashes-after-c-{}", unique());
+    exec_true(&token);
+    let e = t.wait_event("our ProcessCreate after -c", |e| {
+        e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token))
+    });
+    let hashes = e.get("Hashes").unwrap();
+    assert!(
+        hashes.starts_with("MD5=") && hashes.contains(",SHA256="),
+        "Hashes after -c {hashes}"
+    );
     t.ok(&["-u"]);
 }
 

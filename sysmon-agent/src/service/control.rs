@@ -72,6 +72,30 @@ pub fn uninstall(paths: &Paths, force: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The stored command line after `-c`: the new one, plus the `-h` and `-btf` of the last
+/// one unless the new one sets them (the daemon reads both from it, and a `-c` without them
+/// keeps what `-i` chose, as in Sysmon).
+fn keep_install_switches(old: &[String], new: &[String]) -> Vec<String> {
+    let mut argv = new.to_vec();
+    let (Ok(old_args), Ok(new_args)) = (
+        crate::cli::parse(old.to_vec()),
+        crate::cli::parse(new.to_vec()),
+    ) else {
+        return argv;
+    };
+    if new_args.hash_algorithms.is_none()
+        && let Some(h) = old_args.hash_algorithms
+    {
+        argv.extend(["-h".to_string(), h]);
+    }
+    if new_args.btf.is_none()
+        && let Some(b) = old_args.btf
+    {
+        argv.extend(["-btf".to_string(), b.display().to_string()]);
+    }
+    argv
+}
+
 /// `-c <file>` / `-c --`: validate, install the new config, tell the daemon (SIGHUP). A bad
 /// file changes nothing.
 pub fn update(paths: &Paths, config: Option<&Path>, argv: &[String]) -> Result<(), Failure> {
@@ -92,7 +116,8 @@ pub fn update(paths: &Paths, config: Option<&Path>, argv: &[String]) -> Result<(
     // config.xml first: the daemon reads argv (for event 16) and config.xml on SIGHUP, and
     // both must be in place before it does.
     proc::write_atomic(&paths.config(), &bytes, 0o600).map_err(io)?;
-    daemon::write_argv(paths, argv).map_err(io)?;
+    let argv = keep_install_switches(&daemon::read_argv(paths), argv);
+    daemon::write_argv(paths, &argv).map_err(io)?;
     let Some(pid) = daemon_pid(paths) else {
         println!("Sysmon is not running; the configuration applies when it starts.");
         return Ok(());
@@ -186,6 +211,33 @@ mod tests {
                     assert!(f.message.contains(want), "{answer:?}: {}", f.message);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn c_keeps_the_install_switches_it_does_not_set() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (stored before, the -c command line, stored after)
+        let cases: &[(&[&str], &[&str], &[&str])] = &[
+            (
+                &["-accepteula", "-i", "a.xml", "-h", "md5"],
+                &["-c", "b.xml"],
+                &["-c", "b.xml", "-h", "md5"],
+            ),
+            (
+                &["-i", "a.xml", "-h", "md5", "-btf", "/k"],
+                &["-c", "b.xml", "-h", "sha1"],
+                &["-c", "b.xml", "-h", "sha1", "-btf", "/k"],
+            ),
+            (&["-i", "a.xml"], &["-c", "--"], &["-c", "--"]),
+            (&[], &["-c", "b.xml"], &["-c", "b.xml"]),
+        ];
+        for (old, new, want) in cases {
+            assert_eq!(
+                keep_install_switches(&v(old), &v(new)),
+                v(want),
+                "{old:?} {new:?}"
+            );
         }
     }
 }
