@@ -146,7 +146,7 @@ fn recv_wants(ebpf: &mut Ebpf, active: &[u16]) -> Result<()> {
 
 pub fn load(opts: &Options) -> Result<Loaded> {
     preflight(opts)?;
-    mount_if_missing("tracefs", TRACEFS, &format!("{TRACEFS}/events"))?;
+    mount_tracefs()?;
     mount_if_missing("bpf", BPFFS, "")?;
     let btf_path = opts.btf.unwrap_or(Path::new(btf::VMLINUX));
     let kernel = btf::inspect(btf_path)?;
@@ -335,6 +335,11 @@ fn exit_group_dead_offset() -> Option<u32> {
     let line = format.lines().find(|l| l.contains(" group_dead;"))?;
     let at = line.split("offset:").nth(1)?;
     at.split(';').next()?.trim().parse().ok()
+}
+
+/// Mounts tracefs where the tracepoint checks and attaches look for it, unless it is there.
+pub(crate) fn mount_tracefs() -> Result<()> {
+    mount_if_missing("tracefs", TRACEFS, &format!("{TRACEFS}/events"))
 }
 
 /// Mounts `fstype` at `target` unless `probe` (or `target` itself) shows it is there.
