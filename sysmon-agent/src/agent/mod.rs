@@ -1,0 +1,315 @@
+//! The running agent: kernel records in, enriched, judged, rendered and sent out.
+//!
+//! `pipeline` turns one record into events and hands them to the sinks; this file loads the
+//! programs and runs the event loop around it (ring buffer, signals, ticks, reloads).
+
+mod pipeline;
+
+pub use pipeline::{Pipeline, Stats};
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+use sysmon_common::RecordKind;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    events::schema,
+    kernel::load::{self, Loaded},
+    rules::Config,
+    sinks::outputs::Outputs,
+};
+
+/// How the agent runs.
+pub struct Settings {
+    pub config: Config,
+    /// What event 16 reports as `Configuration`: the path as typed, or `Defaults`.
+    pub config_label: String,
+    /// `SHA256=<hex>` of the config file.
+    pub config_hash: Option<String>,
+    /// `-t`: also print every event to stdout in the sysmonLogView layout.
+    pub debug: bool,
+    pub syslog_path: PathBuf,
+    /// `-o`: syslog and/or the agent's own files.
+    pub outputs: Outputs,
+    pub state_dir: PathBuf,
+    pub btf: Option<PathBuf>,
+    /// SIGHUP: reads the installed configuration again (`None`: SIGHUP is ignored).
+    pub reload: Option<Reload>,
+    /// Called once the programs run and event 4 `Started` is out (the daemon's readiness).
+    pub on_ready: Option<Box<dyn FnOnce()>>,
+}
+
+/// A configuration and what event 16 says about it.
+pub struct NewConfig {
+    pub config: Config,
+    pub label: String,
+    pub hash: Option<String>,
+}
+
+/// What SIGHUP does.
+pub struct Reload {
+    /// Reads the configuration again; `Err` says why it cannot be used (the old one stays).
+    pub load: Box<dyn FnMut() -> Result<NewConfig, String>>,
+    /// Called once the outcome is in force (the new rules judge the next record).
+    pub done: Box<dyn FnMut(Reloaded)>,
+}
+
+/// How a reload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The new rules and their probes are in force.
+    Ok,
+    /// The new rules are in force, but probes they need could not be attached (why): their
+    /// events are not recorded.
+    ProbesFailed(String),
+    /// The configuration could not be used (why); the old rules stay.
+    Refused(String),
+}
+
+const BATCH: Duration = Duration::from_millis(10);
+/// Records handled per drain at most, before signals, ticks and syslog get a turn: a drain
+/// of a full ring buffer under a storm never ends otherwise.
+pub(super) const DRAIN_MAX: usize = 4096;
+/// At SIGTERM: how long to read what is still in the ring buffer (a storm may fill it as
+/// fast as it is read), and until when (from SIGTERM) to hand syslog what waits.
+const STOP_DRAIN: Duration = Duration::from_secs(1);
+const STOP_FLUSH: Duration = Duration::from_secs(3);
+/// ... and how long, after that, for the last events (255, 4 `Stopped`).
+pub(super) const STOP_LAST: Duration = Duration::from_secs(2);
+/// How often (in 1 s ticks) the process cache drops processes whose exit was lost.
+const SWEEP_TICKS: u64 = 60;
+
+/// Loads the programs and runs until SIGTERM or SIGINT.
+pub fn run(settings: Settings) -> Result<()> {
+    let active = active_ids(&settings.config);
+    let loaded = load::load(&load::Options {
+        btf: settings.btf.as_deref(),
+        active: &active,
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(loaded, settings))
+}
+
+/// The event ids a configuration can emit, whose probes must be attached.
+fn active_ids(config: &Config) -> Vec<u16> {
+    schema::EVENTS
+        .iter()
+        .map(|k| k.id)
+        .filter(|id| config.rules.is_active(*id))
+        .collect()
+}
+
+async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
+    let Loaded {
+        mut probes,
+        ring,
+        drops,
+    } = loaded;
+    let mut pipeline = Pipeline::new(&settings);
+    pipeline.seed();
+    pipeline.config_changed(&settings.config_label, settings.config_hash.as_deref());
+    pipeline.service_state("Started");
+    if let Some(line) = probes.missing() {
+        pipeline.error("KernelCheck", &line);
+    }
+    pipeline.flush();
+
+    // SAFETY: the ring buffer owns its fd and the AsyncFd owns the ring buffer, so the fd
+    // stays open for as long as it is registered.
+    let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| e.into_parts().1)?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    // Registered before readiness: SIGHUP's default action would kill the daemon.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut reload = settings.reload;
+    if let Some(ready) = settings.on_ready {
+        ready();
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut drop_watch = DropWatch::default();
+    let mut ticks = 0u64;
+    loop {
+        let retry_at = pipeline.syslog_retry_at();
+        // Biased: signals first, then the tick, then syslog, then records; a drain is
+        // bounded, so none of them waits for a storm to end.
+        tokio::select! {
+            biased;
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                // Records already read were judged by the old rules; the next ones by the new.
+                drain(ring.get_mut(), &mut pipeline);
+                let Some(reload) = reload.as_mut() else { continue };
+                let outcome = apply_reload(reload, &mut probes, &mut pipeline);
+                pipeline.flush();
+                // Only now are the new rules and probes in force: `-c` may return.
+                (reload.done)(outcome);
+            }
+            _ = tick.tick() => {
+                ticks += 1;
+                if ticks.is_multiple_of(SWEEP_TICKS) {
+                    pipeline.sweep();
+                }
+                // Counts not yet reported stay in the watch until a report can go out.
+                if pipeline.can_report() {
+                    let totals = load::drop_totals(&drops);
+                    if let Some(msg) = drop_watch.check(&totals) {
+                        eprintln!("sysmon: {msg}");
+                        pipeline.error("KernelDrops", &msg);
+                    }
+                }
+                pipeline.stats.kernel_drops = drop_watch.total;
+                pipeline.tick();
+            }
+            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now).into()),
+                if retry_at.is_some() => {
+                pipeline.retry_syslog();
+            }
+            // While syslog cannot take more, records wait in the ring buffer (which counts
+            // what it cannot hold) instead of in memory.
+            guard = ring.readable_mut(), if pipeline.can_drain() => {
+                let mut guard = guard?;
+                if drain(guard.get_inner_mut(), &mut pipeline) {
+                    // More records wait: stay ready, come back after the other branches.
+                    continue;
+                }
+                guard.clear_ready();
+                // Let records gather instead of waking up for each one: at high rates this
+                // turns thousands of wake-ups a second into a hundred. The ring buffer holds
+                // far more than BATCH worth of records.
+                tokio::time::sleep(BATCH).await;
+            }
+        }
+    }
+    // Whatever is already in the ring buffer was recorded: send it before stopping (for a
+    // bounded time: a storm may refill it as fast), and report what was lost since the
+    // last check.
+    let stopping = Instant::now();
+    while drain(ring.get_mut(), &mut pipeline) && stopping.elapsed() < STOP_DRAIN {}
+    if let Some(msg) = drop_watch.check(&load::drop_totals(&drops)) {
+        eprintln!("sysmon: {msg}");
+        pipeline.error("KernelDrops", &msg);
+    }
+    pipeline.stats.kernel_drops = drop_watch.total;
+    let (unsent, resent) = pipeline.stop(stopping + STOP_FLUSH);
+    let s = pipeline.stats;
+    eprintln!(
+        "sysmon: stopped; records {}, bad records {}, events {}; by kind:{}; syslog drops {}, \
+         resent after syslog restarts {resent}, unsent at stop {unsent}; kernel drops {}; \
+         file drops {}",
+        s.records,
+        s.bad_records,
+        s.emitted,
+        RecordKind::ALL
+            .iter()
+            .map(|k| format!(" {k:?} {}", s.by_kind[*k as usize]))
+            .collect::<String>(),
+        s.sink_drops,
+        s.kernel_drops,
+        s.file_drops
+    );
+    Ok(())
+}
+
+/// SIGHUP: the configuration read again and, if it can be used, its rules and the probes
+/// they need put in force. A probe that does not attach leaves the new rules in force and
+/// says so (event 255, and `-c` fails).
+fn apply_reload(
+    reload: &mut Reload,
+    probes: &mut load::Probes,
+    pipeline: &mut Pipeline,
+) -> Reloaded {
+    match (reload.load)() {
+        Ok(new) => {
+            // Probes follow the rules: kinds the new config turns on are attached, those it
+            // turns off detached (spec §1.0).
+            let attached = probes.set_active(&active_ids(&new.config));
+            pipeline.set_config(new);
+            match attached {
+                Ok(()) => Reloaded::Ok,
+                Err(e) => {
+                    let why = format!("probes not attached: {e:#}");
+                    pipeline.error("ConfigReload", &why);
+                    Reloaded::ProbesFailed(why)
+                }
+            }
+        }
+        Err(e) => {
+            pipeline.error("ConfigReload", &e);
+            Reloaded::Refused(e)
+        }
+    }
+}
+
+/// Handles up to `DRAIN_MAX` records; true when more may wait.
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline) -> bool {
+    let mut n = 0;
+    while n < DRAIN_MAX
+        && let Some(item) = ring.next()
+    {
+        pipeline.record(&item);
+        n += 1;
+    }
+    pipeline.flush();
+    n == DRAIN_MAX
+}
+
+/// Turns growing kernel drop counters into one message per check.
+#[derive(Default)]
+struct DropWatch {
+    seen: Vec<u64>,
+    total: u64,
+}
+
+impl DropWatch {
+    fn check(&mut self, totals: &[(sysmon_common::RecordKind, u64)]) -> Option<String> {
+        self.seen.resize(totals.len(), 0);
+        let mut parts = Vec::new();
+        for (i, (kind, n)) in totals.iter().enumerate() {
+            if *n > self.seen[i] {
+                parts.push(format!("{} {:?} records", n - self.seen[i], kind));
+                self.total += n - self.seen[i];
+                self.seen[i] = *n;
+            }
+        }
+        (!parts.is_empty()).then(|| {
+            format!(
+                "the kernel could not send (ring buffer full or record unreadable): lost {}",
+                parts.join(", ")
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sysmon_common::RecordKind::{Exec, Exit, Fork};
+
+    #[test]
+    fn drop_watch_reports_only_growth() {
+        let mut w = DropWatch::default();
+        assert_eq!(w.check(&[(Exec, 0), (Exit, 0), (Fork, 0)]), None);
+        let msg = w.check(&[(Exec, 5), (Exit, 0), (Fork, 2)]).unwrap();
+        assert!(
+            msg.contains("5 Exec records") && msg.contains("2 Fork records"),
+            "{msg}"
+        );
+        assert_eq!(w.check(&[(Exec, 5), (Exit, 0), (Fork, 2)]), None);
+        assert!(
+            w.check(&[(Exec, 6), (Exit, 0), (Fork, 2)])
+                .unwrap()
+                .contains("1 Exec")
+        );
+        assert_eq!(w.total, 8);
+    }
+}
