@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod events;
+pub mod fs;
 pub mod net;
 pub mod rsyslog;
 pub mod service;

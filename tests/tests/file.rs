@@ -10,19 +10,11 @@ use std::{
 };
 
 use sysmon_tests::{
-    Session, TempDir, config_logging, cpu_secs, events::Event, kernel_test, record_with,
+    Session, TempDir, config_logging, cpu_secs,
+    events::Event,
+    fs::{c, work_dir},
+    kernel_test, record_with,
 };
-
-fn c(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-/// A fresh directory with its canonical name (what the kernel's dentry walk gives).
-fn work_dir(tag: &str) -> (TempDir, PathBuf) {
-    let dir = TempDir::new(tag);
-    let canon = std::fs::canonicalize(&dir.0).unwrap();
-    (dir, canon)
-}
 
 fn me() -> (String, String) {
     let image = std::env::current_exe().unwrap().display().to_string();

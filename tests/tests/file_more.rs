@@ -2,25 +2,14 @@
 //! syscalls and tools, the real kernel, the agent binary, a real rsyslogd. Each test finds its
 //! own events by unique paths.
 
-use std::{
-    ffi::CString,
-    os::unix::ffi::OsStrExt,
-    path::{Path, PathBuf},
-    process::Command,
+use std::{ffi::CString, path::Path, process::Command};
+
+use sysmon_tests::{
+    config_logging,
+    events::Event,
+    fs::{c, work_dir},
+    kernel_test, record_with, unique,
 };
-
-use sysmon_tests::{TempDir, config_logging, events::Event, kernel_test, record_with, unique};
-
-fn c(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-/// A fresh directory with its canonical name (what the kernel's dentry walk gives).
-fn work_dir(tag: &str) -> (TempDir, PathBuf) {
-    let dir = TempDir::new(tag);
-    let canon = std::fs::canonicalize(&dir.0).unwrap();
-    (dir, canon)
-}
 
 fn my_image() -> String {
     std::env::current_exe().unwrap().display().to_string()

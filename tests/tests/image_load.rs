@@ -3,26 +3,17 @@
 //! (printed, never asserted).
 
 use std::{
-    ffi::CString,
-    os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
 
 use sysmon_tests::{
-    Session, TempDir, config_logging, cpu_secs, events::Event, kernel_test, record_with, unique,
+    Session, config_logging, cpu_secs,
+    events::Event,
+    fs::{c, work_dir},
+    kernel_test, record_with, unique,
 };
-
-fn c(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-fn work_dir(tag: &str) -> (TempDir, PathBuf) {
-    let dir = TempDir::new(tag);
-    let canon = std::fs::canonicalize(&dir.0).unwrap();
-    (dir, canon)
-}
 
 /// `SHA256=<hex>` of a file, by the system's sha256sum.
 fn sha256(p: &Path) -> String {
