@@ -334,7 +334,7 @@ fn prog_delta(
             (name.clone(), ns - ns0, n - n0)
         })
         .collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|p| std::cmp::Reverse(p.1));
     v
 }
 
