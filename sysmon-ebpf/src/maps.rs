@@ -19,6 +19,11 @@ use crate::path::PathScratch;
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 
+/// Slot 0: 1 while the agent sleeps until a record wakes it, 0 while it polls the ring
+/// on a timer (see `wake_flags`).
+#[map]
+pub static READER: Array<u32> = Array::with_max_entries(1, 0);
+
 /// Records lost in the kernel, per CPU and per record kind: no room in the ring buffer, or a
 /// probe that could not build one (`count_drop` at every such bail-out in `probes/`).
 #[map]
@@ -160,8 +165,29 @@ pub struct ExecScratch {
 /// Sends `len` bytes of `data` to user space, counting a drop when there is no room.
 #[inline(always)]
 pub fn send(kind: RecordKind, data: &[u8]) {
-    if EVENTS.output::<[u8]>(data, 0).is_err() {
+    if EVENTS.output::<[u8]>(data, wake_flags()).is_err() {
         count_drop(kind);
+    }
+}
+
+/// Whether this record wakes the reader. A wake-up costs the kernel an irq_work (an IPI)
+/// and the agent a context switch, so while the agent polls the ring on its own timer
+/// (`READER` 0) no record wakes it, unless the ring passes a quarter full (the timer is
+/// late, or a storm): then every record does, so nothing is lost to a sleeping reader.
+/// While the agent sleeps on the ring (`READER` 1, no events for a while) the kernel's
+/// default applies: the first record into a drained ring wakes it.
+#[inline(always)]
+pub fn wake_flags() -> u64 {
+    use aya_ebpf::bindings::{
+        BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE,
+    };
+    if READER.get(0).is_some_and(|s| *s != 0) {
+        return 0;
+    }
+    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) > EVENTS.query(BPF_RB_RING_SIZE as u64) / 4 {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
     }
 }
 

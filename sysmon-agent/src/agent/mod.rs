@@ -113,7 +113,9 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
         mut probes,
         ring,
         drops,
+        reader,
     } = loaded;
+    let mut wake = Wake::new(reader);
     let mut pipeline = Pipeline::new(&settings);
     pipeline.seed();
     pipeline.config_changed(&settings.config_label, settings.config_hash.as_deref());
@@ -169,6 +171,11 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 }
                 pipeline.stats.kernel_drops = drop_watch.total;
                 pipeline.tick();
+                // Asleep, a record sent just as the agent fell asleep wakes no one (and
+                // none after it while it waits): at most a second late.
+                if wake.asleep && pipeline.can_drain() && drain_counted(ring.get_mut(), &mut pipeline).0 > 0 {
+                    wake.busy();
+                }
             }
             _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now).into()),
                 if retry_at.is_some() => {
@@ -176,17 +183,23 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             }
             // While syslog cannot take more, records wait in the ring buffer (which counts
             // what it cannot hold) instead of in memory.
+            // Busy: the ring is read every BATCH, records do not wake the agent (one
+            // wake-up per batch instead of one per record, and none of the kernel's IPIs).
+            _ = tokio::time::sleep_until(wake.next_poll.into()),
+                if !wake.asleep && pipeline.can_drain() => {
+                let (n, more) = drain_counted(ring.get_mut(), &mut pipeline);
+                wake.polled(n, more, ring.get_mut(), &mut pipeline);
+            }
+            // Asleep (nothing for IDLE_POLLS polls), or the ring passed its fill mark.
             guard = ring.readable_mut(), if pipeline.can_drain() => {
                 let mut guard = guard?;
-                if drain(guard.get_inner_mut(), &mut pipeline) {
-                    // More records wait: stay ready, come back after the other branches.
-                    continue;
+                let (n, more) = drain_counted(guard.get_inner_mut(), &mut pipeline);
+                if !more {
+                    guard.clear_ready();
                 }
-                guard.clear_ready();
-                // Let records gather instead of waking up for each one: at high rates this
-                // turns thousands of wake-ups a second into a hundred. The ring buffer holds
-                // far more than BATCH worth of records.
-                tokio::time::sleep(BATCH).await;
+                if n > 0 {
+                    wake.busy();
+                }
             }
         }
     }
@@ -252,6 +265,14 @@ fn apply_reload(
 
 /// Handles up to `DRAIN_MAX` records; true when more may wait.
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline) -> bool {
+    drain_counted(ring, pipeline).1
+}
+
+/// Like `drain`, with the number of records handled.
+fn drain_counted(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    pipeline: &mut Pipeline,
+) -> (usize, bool) {
     let mut n = 0;
     while n < DRAIN_MAX
         && let Some(item) = ring.next()
@@ -259,8 +280,75 @@ fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipel
         pipeline.record(&item);
         n += 1;
     }
-    pipeline.flush();
-    n == DRAIN_MAX
+    if n > 0 {
+        pipeline.flush();
+    }
+    (n, n == DRAIN_MAX)
+}
+
+/// Empty polls in a row after which the agent stops polling and sleeps until a record
+/// wakes it: idle is idle (no timer), and the first record after a quiet spell is not
+/// delayed by a poll period.
+const IDLE_POLLS: u32 = 10;
+
+/// How the agent learns of records: polling every BATCH while busy, woken by the kernel
+/// while asleep. The kernel reads the mode from the READER map (`wake_flags`).
+struct Wake {
+    reader: aya::maps::Array<aya::maps::MapData, u32>,
+    asleep: bool,
+    empty: u32,
+    next_poll: Instant,
+}
+
+impl Wake {
+    fn new(reader: aya::maps::Array<aya::maps::MapData, u32>) -> Self {
+        let mut w = Wake {
+            reader,
+            asleep: false,
+            empty: 0,
+            next_poll: Instant::now(),
+        };
+        w.set(false);
+        w
+    }
+
+    fn set(&mut self, asleep: bool) {
+        self.asleep = asleep;
+        if let Err(e) = self.reader.set(0, u32::from(asleep), 0) {
+            eprintln!("sysmon: setting the reader's mode: {e}");
+        }
+    }
+
+    /// After a poll that handled `n` records.
+    fn polled(
+        &mut self,
+        n: usize,
+        more: bool,
+        ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+        pipeline: &mut Pipeline,
+    ) {
+        let now = Instant::now();
+        // A full drain: come straight back.
+        self.next_poll = if more { now } else { now + BATCH };
+        self.empty = if n > 0 { 0 } else { self.empty + 1 };
+        if self.empty >= IDLE_POLLS {
+            self.set(true);
+            // Records sent between the last poll and the switch did not wake anyone.
+            let (n, _) = drain_counted(ring, pipeline);
+            if n > 0 {
+                self.busy();
+            }
+        }
+    }
+
+    /// Records came: poll from now on.
+    fn busy(&mut self) {
+        self.empty = 0;
+        if self.asleep {
+            self.set(false);
+            self.next_poll = Instant::now() + BATCH;
+        }
+    }
 }
 
 /// Turns growing kernel drop counters into one message per check.

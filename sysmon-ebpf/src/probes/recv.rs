@@ -255,7 +255,7 @@ fn dns(buf: u64, have: u64, got: u64) {
         (*rec).len = if failed { 0 } else { n as u16 };
         (*rec).cut = (got > n as u64) as u16;
     }
-    entry.submit(0);
+    entry.submit(crate::maps::wake_flags());
 }
 
 #[inline(always)]
