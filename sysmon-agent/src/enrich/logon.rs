@@ -2,51 +2,58 @@
 
 use std::{
     collections::HashMap,
-    ffi::CStr,
-    sync::{
-        Arc, Mutex,
-        mpsc::{RecvTimeoutError, Sender, channel},
+    ffi::{CStr, CString},
+    io::Read,
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd},
+        unix::net::UnixStream,
     },
-    time::Duration,
+    sync::{Arc, Mutex},
 };
 
 use super::guid::Guid;
 
 type Times = HashMap<u32, Vec<(String, u32)>>;
 
-/// Login times from utmp, read at start and then every `REFRESH` by a helper thread, so
-/// that the reader thread never waits on the file (or its lock).
+/// Login times from utmp, read at start and then by a helper thread whenever utmp changes
+/// (inotify: no timer, so an idle daemon does not wake for it), so that the reader thread
+/// never waits on the file (or its lock).
 pub struct Logons {
     machine: u32,
     /// pts number → (user, login time) of the sessions on it.
     times: Times,
     /// The helper's latest reading, taken by the next lookup.
     fresh: Arc<Mutex<Option<Times>>>,
-    /// Dropped with `Logons`: the helper stops.
-    _stop: Sender<()>,
+    /// Dropped with `Logons`: the helper sees its end close and stops.
+    _stop: UnixStream,
 }
 
-const REFRESH: Duration = Duration::from_secs(5);
+/// Where glibc keeps utmp (`_PATH_UTMP`), by directory and name: the directory is watched,
+/// as utmp may not exist yet or be replaced.
+const UTMP_DIR: &str = "/var/run";
+const UTMP_NAME: &str = "utmp";
 
 impl Logons {
     pub fn new(machine: u32) -> Self {
         // Before the helper starts: getutxent is not thread-safe.
         let times = read_utmp();
         let fresh = Arc::new(Mutex::new(None));
-        let (stop, stopped) = channel::<()>();
+        let (stop, stopped) = UnixStream::pair().expect("a socket pair");
         let mailbox = fresh.clone();
-        let spawned = std::thread::Builder::new()
-            .name("sysmon-utmp".into())
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(REFRESH) {
-                    let times = read_utmp();
-                    if let Ok(mut m) = mailbox.lock() {
-                        *m = Some(times);
+        let spawned = watch(UTMP_DIR).and_then(|changes| {
+            std::thread::Builder::new()
+                .name("sysmon-utmp".into())
+                .spawn(move || {
+                    while wait(&changes, &stopped, UTMP_NAME) {
+                        let times = read_utmp();
+                        if let Ok(mut m) = mailbox.lock() {
+                            *m = Some(times);
+                        }
                     }
-                }
-            });
+                })
+        });
         if let Err(e) = spawned {
-            eprintln!("sysmon: cannot start the utmp reader: {e}");
+            eprintln!("sysmon: cannot watch utmp (logon times stay as at start): {e}");
         }
         Logons {
             machine,
@@ -74,6 +81,77 @@ impl Logons {
             key: uid as u64 | (tty as u64) << 32,
         }
     }
+}
+
+/// An inotify descriptor watching `dir` for writes, creations and renames.
+fn watch(dir: &str) -> std::io::Result<OwnedFd> {
+    // SAFETY: plain syscalls; the fd is owned at once.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let dir = CString::new(dir).expect("no NUL");
+    let mask = libc::IN_CLOSE_WRITE | libc::IN_MODIFY | libc::IN_CREATE | libc::IN_MOVED_TO;
+    if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), dir.as_ptr(), mask) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Blocks until the file `name` changed (true) or `stop`'s other end is closed (false).
+/// Changes to other files of the directory are read and ignored.
+fn wait(changes: &OwnedFd, mut stop: &UnixStream, name: &str) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: changes.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return false;
+        }
+        if fds[1].revents != 0 {
+            // Closed (or, never, a byte): stop either way.
+            let _ = stop.read(&mut [0u8; 1]);
+            return false;
+        }
+        // SAFETY: reads into a buffer of its length.
+        let n = unsafe { libc::read(changes.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return false;
+        }
+        if names(&buf[..n as usize]).any(|n| n == name.as_bytes()) {
+            return true;
+        }
+    }
+}
+
+/// The names in a buffer of inotify events.
+fn names(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    const HEAD: usize = std::mem::size_of::<libc::inotify_event>();
+    std::iter::from_fn(move || {
+        if buf.len() < HEAD {
+            return None;
+        }
+        // The name's length is the last field of the header (u32, native endian).
+        let len = u32::from_ne_bytes(buf[HEAD - 4..HEAD].try_into().ok()?) as usize;
+        let name = buf.get(HEAD..HEAD + len)?;
+        buf = &buf[(HEAD + len).min(buf.len())..];
+        Some(name.split(|b| *b == 0).next().unwrap_or(&[]))
+    })
 }
 
 /// (user, pts number) → login time, from the user-process records of utmp.
@@ -104,4 +182,27 @@ fn read_utmp() -> Times {
         libc::endutxent();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_to_the_watched_name_wakes_the_helper_and_others_do_not() {
+        let dir = std::env::temp_dir().join(format!("sysmon-utmp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let changes = watch(dir.to_str().unwrap()).unwrap();
+        let (stop, stopped) = UnixStream::pair().unwrap();
+        // Changes to other names first: they are read and skipped, the utmp write wakes.
+        std::fs::write(dir.join("other"), b"x").unwrap();
+        std::fs::write(dir.join("utmpx"), b"x").unwrap();
+        std::fs::write(dir.join("utmp"), b"x").unwrap();
+        assert!(wait(&changes, &stopped, "utmp"));
+        // Nothing more for utmp: only closing the other end ends the wait.
+        std::fs::write(dir.join("other"), b"y").unwrap();
+        drop(stop);
+        assert!(!wait(&changes, &stopped, "utmp"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
