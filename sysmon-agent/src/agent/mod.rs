@@ -3,6 +3,7 @@
 //! `pipeline` turns one record into events and hands them to the sinks; this file loads the
 //! programs and runs the event loop around it (ring buffer, signals, ticks, reloads).
 
+mod latency;
 mod pipeline;
 
 pub use pipeline::{Pipeline, Stats};
@@ -218,7 +219,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     eprintln!(
         "sysmon: stopped; records {}, bad records {}, events {}; by kind:{}; syslog drops {}, \
          resent after syslog restarts {resent}, unsent at stop {unsent}; kernel drops {}; \
-         file drops {}",
+         file drops {}; latency record to sink {}",
         s.records,
         s.bad_records,
         s.emitted,
@@ -228,7 +229,8 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             .collect::<String>(),
         s.sink_drops,
         s.kernel_drops,
-        s.file_drops
+        s.file_drops,
+        pipeline.latency.summary()
     );
     Ok(())
 }

@@ -8,7 +8,10 @@ use std::{
 
 use sysmon_common::RecordKind;
 
-use super::{DRAIN_MAX, NewConfig, STOP_LAST, Settings};
+use super::{
+    DRAIN_MAX, NewConfig, STOP_LAST, Settings,
+    latency::{self, Latency},
+};
 use crate::{
     enrich::{Enrich, clock},
     events::{
@@ -46,6 +49,10 @@ pub struct Pipeline {
     /// Events syslog could not take that no event 255 has reported yet.
     unreported_sink_drops: u64,
     pub stats: Stats,
+    /// Kernel record to sink, for events made from a record.
+    pub latency: Latency,
+    /// The time of the record being handled (`None` for the agent's own events).
+    record_ns: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -115,6 +122,8 @@ impl Pipeline {
             dns: dns_query::DnsState::default(),
             unreported_sink_drops: 0,
             stats: Stats::default(),
+            latency: Latency::default(),
+            record_ns: None,
         }
     }
 
@@ -132,6 +141,14 @@ impl Pipeline {
         {
             self.stats.by_kind[kind] += 1;
         }
+        self.record_ns = bytes
+            .get(TIME..TIME + 8)
+            .map(|t| u64::from_ne_bytes(t.try_into().expect("8 bytes")));
+        self.decode(bytes);
+        self.record_ns = None;
+    }
+
+    fn decode(&mut self, bytes: &[u8]) {
         match record::decode(bytes) {
             Ok(Record::Exec(rec, tail)) => {
                 process_create::build(&mut self.event, &rec, &tail, &mut self.cx);
@@ -464,8 +481,14 @@ impl Pipeline {
             let _ = out.write_all(self.text.as_bytes());
         }
         self.stats.emitted += 1;
+        if let Some(at) = self.record_ns {
+            self.latency.add(at, latency::boot_ns());
+        }
     }
 }
+
+/// Where a record's header keeps its time.
+const TIME: usize = std::mem::offset_of!(sysmon_common::Header, time_ns);
 
 #[cfg(test)]
 mod tests {
