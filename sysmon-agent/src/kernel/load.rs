@@ -25,10 +25,14 @@ use crate::events::schema;
 /// The object built by `cargo xtask build-ebpf`, embedded by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sysmon.bpf.o"));
 
-/// Ring buffer size. Exec records are compact (a few hundred bytes typically), so 16 MiB
-/// holds tens of thousands of them while user space catches up. User space maps it (twice,
-/// for wrap-around), which shows in the agent's RSS.
-const RING_BYTES: u32 = 16 * 1024 * 1024;
+/// Ring buffer size per CPU, and its bounds. Records are compact (a file creation about
+/// 200 bytes, an exec a few hundred), so 4 MiB holds about 20 000 while user space catches
+/// up (a 50 000/s storm over a 300 ms stall of the agent). Events come from every CPU, so
+/// the ring grows with them. User space maps the ring twice (for wrap-around) and the
+/// whole mapping counts in its RSS: 4 MiB shows as 8 MiB.
+const RING_PER_CPU: u32 = 2 * 1024 * 1024;
+const RING_MIN: u32 = 4 * 1024 * 1024;
+const RING_MAX: u32 = 64 * 1024 * 1024;
 
 /// Unlink calls that can be in progress at once (threads inside unlink/unlinkat); beyond
 /// that a delete is counted as dropped.
@@ -178,7 +182,7 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         .override_global("PROC_MEM_OPEN", &mem_open, true)
         .override_global("USER_REGS_IP", &regs_ip, true)
         .map_max_entries("EXEC_SCRATCH", cpus)
-        .map_max_entries("EVENTS", ring_bytes()?)
+        .map_max_entries("EVENTS", ring_bytes(cpus)?)
         .map_max_entries("DELETES", DELETES_IN_FLIGHT)
         .map_max_entries("CONNECTS", FLOWS)
         .map_max_entries("UDP_SEEN", FLOWS)
@@ -312,15 +316,24 @@ fn attach_tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<()> 
     Ok(())
 }
 
-/// `RING_BYTES`, or `$SYSMON_RING_BYTES` (tests use a small ring to force drops).
-fn ring_bytes() -> Result<u32> {
+/// `$SYSMON_RING_BYTES` (tests use a small ring to force drops), else sized by CPUs.
+fn ring_bytes(cpus: u32) -> Result<u32> {
     let Ok(v) = std::env::var("SYSMON_RING_BYTES") else {
-        return Ok(RING_BYTES);
+        return Ok(ring_for(cpus));
     };
     match v.parse::<u32>() {
         Ok(n) if n.is_power_of_two() && n >= 4096 => Ok(n),
         _ => bail!("SYSMON_RING_BYTES={v}: must be a power of two, at least 4096"),
     }
+}
+
+/// `RING_PER_CPU` per CPU, a power of two within `RING_MIN..=RING_MAX`.
+fn ring_for(cpus: u32) -> u32 {
+    RING_PER_CPU
+        .saturating_mul(cpus)
+        .checked_next_power_of_two()
+        .unwrap_or(RING_MAX)
+        .clamp(RING_MIN, RING_MAX)
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
@@ -365,4 +378,26 @@ fn mount_if_missing(fstype: &str, target: &str, probe: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_grows_with_cpus_within_its_bounds() {
+        const MIB: u32 = 1024 * 1024;
+        for (cpus, mib) in [
+            (1, 4),
+            (2, 4),
+            (3, 8),
+            (4, 8),
+            (8, 16),
+            (24, 64),
+            (64, 64),
+            (4096, 64),
+        ] {
+            assert_eq!(ring_for(cpus), mib * MIB, "{cpus} CPUs");
+        }
+    }
 }
