@@ -41,6 +41,9 @@ impl Default for Users {
     }
 }
 
+/// Uids whose names are kept.
+const NAMES_MAX: usize = 16 * 1024;
+
 impl Users {
     pub fn new(passwd: PathBuf, use_nss: bool) -> Self {
         Users {
@@ -62,6 +65,10 @@ impl Users {
                 // NSS cannot be asked now: the file's answer stands until the next miss.
                 return self.passwd.name(uid);
             };
+            // Bounded: user namespaces can show many uids; forgotten names are asked again.
+            if self.names.len() >= NAMES_MAX {
+                self.names.clear();
+            }
             self.names.insert(uid, name);
         }
         match self.names.get(&uid)? {
