@@ -142,6 +142,7 @@ pub fn one(rate: u32, length: Duration, sink: &str) -> Run {
     let rsyslog_pid = t.syslog.pid().unwrap_or(0) as u32;
     let (cpu0, rs0) = (cpu_secs(agent), cpu_secs(rsyslog_pid));
     let progs0 = probe::prog_stats(agent);
+    probe::reset_peak(agent);
     let start = Instant::now();
 
     // One fork+exec+wait takes about a millisecond here, so high rates need several

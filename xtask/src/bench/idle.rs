@@ -58,6 +58,7 @@ pub fn live(n: u32) -> (f64, f64) {
     let agent = t.daemon().expect("the daemon runs") as u32;
     std::thread::sleep(Duration::from_secs(1));
     let before = probe::rss_mib(agent);
+    probe::reset_peak(agent);
     let start = Instant::now();
     let mut kids: Vec<Child> = (0..n)
         .filter_map(|_| {
@@ -73,7 +74,7 @@ pub fn live(n: u32) -> (f64, f64) {
     let with = probe::rss_mib(agent);
     println!(
         "{} live processes (started in {:.0} s): daemon RSS {before:.1} MiB → {with:.1} MiB, \
-         peak {:.1} MiB",
+         peak since {:.1} MiB",
         kids.len(),
         start.elapsed().as_secs_f64(),
         probe::status_kib(agent, "VmHWM:") as f64 / 1024.0

@@ -25,6 +25,14 @@ pub fn status_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Resets `pid`'s peak RSS (VmHWM) to its current RSS: start-up (parsing the kernel's BTF)
+/// peaks higher than the daemon ever runs, and the peak of interest is the load's.
+pub fn reset_peak(pid: u32) {
+    if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
+        eprintln!("bench: resetting the peak RSS of {pid}: {e}");
+    }
+}
+
 pub fn rss_mib(pid: u32) -> f64 {
     status_kib(pid, "VmRSS:") as f64 / 1024.0
 }
