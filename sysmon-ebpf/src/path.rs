@@ -29,6 +29,8 @@ const TRUNCATED: u64 = 2;
 pub struct Walk {
     dentry: u64,
     mnt: u64,
+    /// `mnt->mnt.mnt_root`: read once per mount, not once per component.
+    root: u64,
     pos: u64,
     state: u64,
 }
@@ -56,10 +58,11 @@ pub fn build(path: Ptr) -> Built {
         };
     };
     let s = unsafe { &mut *s };
-    let vfsmnt = read_ptr(path, off!(path_mnt));
+    let (vfsmnt, dentry) = read_path(path);
     s.walk = Walk {
-        dentry: read_ptr(path, off!(path_dentry)) as u64,
+        dentry: dentry as u64,
         mnt: vfsmnt.wrapping_sub(off!(mount_mnt) as usize) as u64,
+        root: read_ptr(vfsmnt, off!(vfsmount_mnt_root)) as u64,
         pos: PATH_MAX as u64,
         state: RUNNING,
     };
@@ -102,19 +105,18 @@ extern "C" fn step(_i: u64, _ctx: *mut c_void) -> i64 {
         w.state = DONE;
         return 1;
     }
-    let mount_mnt = off!(mount_mnt) as usize;
-    let mnt_root = read_ptr(mnt.wrapping_add(mount_mnt), off!(vfsmount_mnt_root));
-    if dentry == mnt_root {
-        let parent = read_ptr(mnt, off!(mount_mnt_parent));
+    if dentry as u64 == w.root {
+        let (parent, mountpoint, parent_root) = read_mount(mnt);
         if parent == mnt || parent.is_null() {
             w.state = DONE;
             return 1;
         }
-        w.dentry = read_ptr(mnt, off!(mount_mnt_mountpoint)) as u64;
+        w.dentry = mountpoint as u64;
         w.mnt = parent as u64;
+        w.root = parent_root as u64;
         return 0;
     }
-    let parent = read_ptr(dentry, off!(dentry_d_parent));
+    let (parent, len, name) = read_dentry(dentry);
     // A dentry that is its own parent but not a mount root is a pseudo file (memfd, anon
     // inode): its name is all there is, e.g. `memfd:x`, which the kernel shows as `/memfd:x`.
     let top = parent == dentry || parent.is_null();
@@ -122,9 +124,7 @@ extern "C" fn step(_i: u64, _ctx: *mut c_void) -> i64 {
         w.state = DONE;
         return 1;
     }
-    let qstr = dentry.wrapping_add(off!(dentry_d_name) as usize);
-    let len = read::<u32>(qstr, off!(qstr_len)) as usize & NAME_MAX;
-    let name = read_ptr(qstr, off!(qstr_name));
+    let len = len as usize & NAME_MAX;
     let pos = w.pos as usize;
     if pos > PATH_MAX || len + 1 >= pos {
         w.state = TRUNCATED;
@@ -148,6 +148,59 @@ extern "C" fn step(_i: u64, _ctx: *mut c_void) -> i64 {
     }
     w.dentry = parent as u64;
     0
+}
+
+// Each step costs a helper call per field read, which is most of a walk's time: where the
+// fields a step needs sit side by side (as they do on current kernels), one read takes them
+// all; any other layout falls back to one read per field.
+
+/// `path->mnt` and `path->dentry`.
+#[inline(always)]
+fn read_path(path: Ptr) -> (Ptr, Ptr) {
+    let (mnt, dentry) = (off!(path_mnt), off!(path_dentry));
+    if dentry == mnt.wrapping_add(8) {
+        let w: [u64; 2] = read(path, mnt);
+        (w[0] as Ptr, w[1] as Ptr)
+    } else {
+        (read_ptr(path, mnt), read_ptr(path, dentry))
+    }
+}
+
+/// Crossing up from the root of mount `mnt`: (`mnt->mnt_parent`, `mnt->mnt_mountpoint`, the
+/// parent's `mnt.mnt_root`).
+#[inline(always)]
+fn read_mount(mnt: Ptr) -> (Ptr, Ptr, Ptr) {
+    let parent_at = off!(mount_mnt_parent);
+    let root_at = off!(mount_mnt).wrapping_add(off!(vfsmount_mnt_root));
+    let (parent, mountpoint) = if off!(mount_mnt_mountpoint) == parent_at.wrapping_add(8) {
+        let w: [u64; 2] = read(mnt, parent_at);
+        (w[0] as Ptr, w[1] as Ptr)
+    } else {
+        (
+            read_ptr(mnt, parent_at),
+            read_ptr(mnt, off!(mount_mnt_mountpoint)),
+        )
+    };
+    (parent, mountpoint, read_ptr(parent, root_at))
+}
+
+/// `dentry->d_parent`, `d_name.len` and `d_name.name`.
+#[inline(always)]
+fn read_dentry(dentry: Ptr) -> (Ptr, u32, Ptr) {
+    let (parent_at, name_at) = (off!(dentry_d_parent), off!(dentry_d_name));
+    let (len_at, ptr_at) = (off!(qstr_len), off!(qstr_name));
+    if name_at == parent_at.wrapping_add(8) && len_at == 4 && ptr_at == 8 {
+        // d_parent, then the qstr: 32-bit hash, 32-bit len, name pointer.
+        let w: [u64; 3] = read(dentry, parent_at);
+        (w[0] as Ptr, (w[1] >> 32) as u32, w[2] as Ptr)
+    } else {
+        let qstr = dentry.wrapping_add(name_at as usize);
+        (
+            read_ptr(dentry, parent_at),
+            read(qstr, len_at),
+            read_ptr(qstr, ptr_at),
+        )
+    }
 }
 
 /// Copies a built path to `dst` (which must have `PATH_MAX` bytes of room); returns its length.

@@ -29,12 +29,24 @@ impl Agent {
         config: Option<&Path>,
         env: &[(&str, &str)],
     ) -> Agent {
+        Self::start_with(syslog, dir, config, env, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables and command-line options.
+    pub fn start_with(
+        syslog: &Rsyslog,
+        dir: &Path,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+        options: &[&std::ffi::OsStr],
+    ) -> Agent {
         let mut cmd = Command::new(crate::sysmon_bin());
         cmd.envs(env.iter().copied());
         cmd.arg("-accepteula").arg("-t");
         if let Some(c) = config {
             cmd.arg(c);
         }
+        cmd.args(options);
         let child = cmd
             .env("SYSMON_SYSLOG_SOCKET", &syslog.socket)
             .env("SYSMON_STATE_DIR", dir.join("state"))

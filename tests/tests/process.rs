@@ -342,3 +342,72 @@ fn the_config_decides_which_execs_are_logged_and_names_the_rule() {
         "hash {hash}"
     );
 }
+
+/// The kernel side reads struct fields with direct loads checked against the running
+/// kernel's BTF, or, when the offsets come from a BTF file given with `-btf` (a kernel
+/// without its own), with a helper call each: both give the same events, across mounts.
+#[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
+fn direct_and_helper_reads_of_kernel_structs_give_the_same_events() {
+    let Some(_serial) = kernel_test("direct_and_helper_reads") else {
+        return;
+    };
+    // A copy of this kernel's BTF is the same data under another name: helper reads.
+    let btf_copy = TempDir::new("btf");
+    let btf_file = btf_copy.0.join("vmlinux");
+    std::fs::copy("/sys/kernel/btf/vmlinux", &btf_file).unwrap();
+    // On a mount of its own where there is one (tmpfs), so the path walk crosses mounts.
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
+    for (mode, options) in [
+        ("direct", vec![]),
+        ("helper", vec![OsStr::new("-btf"), btf_file.as_os_str()]),
+    ] {
+        let token = format!("reads-{mode}-{}", unique());
+        let work = std::path::PathBuf::from(base).join(&token);
+        std::fs::create_dir(&work).unwrap();
+        let exe = work.join("true");
+        std::fs::copy("/bin/true", &exe).unwrap();
+        let dir = TempDir::new("reads");
+        let syslog = Rsyslog::start(&dir.0);
+        let agent = Agent::start_with(&syslog, &dir.0, None, &[], &options);
+        let agent_pid = agent.pid;
+        let mut child = Command::new(&exe)
+            .arg(&token)
+            .current_dir(&work)
+            .spawn()
+            .unwrap();
+        let pid = child.id().to_string();
+        assert!(child.wait().unwrap().success());
+        agent.stop(&syslog);
+        std::fs::remove_dir_all(&work).unwrap();
+        let events: Vec<_> = events::parse_lines(&syslog.lines())
+            .into_iter()
+            .filter(|e| e.agent_pid == agent_pid && e.get("ProcessId") == Some(pid.as_str()))
+            .collect();
+        let create = events
+            .iter()
+            .find(|e| e.id == 1)
+            .unwrap_or_else(|| panic!("{mode}: no ProcessCreate"));
+        let want = [
+            ("Image", exe.display().to_string()),
+            ("CommandLine", format!("{} {token}", exe.display())),
+            ("CurrentDirectory", work.display().to_string()),
+            ("ParentProcessId", std::process::id().to_string()),
+            ("User", "root".into()),
+        ];
+        for (field, value) in want {
+            assert_eq!(create.get(field), Some(value.as_str()), "{mode}: {field}");
+        }
+        let ends: Vec<_> = events.iter().filter(|e| e.id == 5).collect();
+        assert_eq!(ends.len(), 1, "{mode}: one ProcessTerminate");
+        assert_eq!(
+            ends[0].get("ProcessGuid"),
+            create.get("ProcessGuid"),
+            "{mode}"
+        );
+    }
+}

@@ -171,6 +171,9 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         0
     });
     let regs_ip = kallsyms::user_regs_ip().unwrap_or(ABSENT);
+    // Direct loads of kernel structs need the verifier to know them: only with the
+    // running kernel's own BTF (see `kernel_btf` in sysmon-ebpf).
+    let kernel_btf = u32::from(btf_path == Path::new(btf::VMLINUX));
 
     // Maps are sized for every kind, so that a reload can turn any of them on.
     let mut ebpf = EbpfLoader::new()
@@ -178,6 +181,7 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         .override_global("EXIT_GROUP_DEAD", &group_dead, true)
         .override_global("PROC_MEM_OPEN", &mem_open, true)
         .override_global("USER_REGS_IP", &regs_ip, true)
+        .override_global("KERNEL_BTF", &kernel_btf, true)
         .map_max_entries("EXEC_SCRATCH", cpus)
         .map_max_entries("EVENTS", ring_bytes(cpus)?)
         .map_max_entries("DELETES", DELETES_IN_FLIGHT)

@@ -16,7 +16,7 @@ use sysmon_common::{
 };
 
 use crate::{
-    kernel::{Ptr, current_task, off, read, read_ptr},
+    kernel::{Ptr, current_task_btf, load, load_ptr, off},
     maps::{EXEC_SCRATCH, count_drop, send},
     path,
 };
@@ -29,39 +29,39 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
         return 0;
     };
     let scratch = unsafe { &mut *scratch };
-    let task = current_task();
+    let task = current_task_btf();
     let rec = &mut scratch.rec;
     rec.header = super::header(RecordKind::Exec, 0);
 
-    let parent = read_ptr(task, off!(task_real_parent));
-    rec.ppid = read(parent, off!(task_tgid));
-    let cred = read_ptr(task, off!(task_real_cred));
-    rec.uid = read(cred, off!(cred_uid));
-    rec.loginuid = read_or(task, off!(task_loginuid), u32::MAX);
-    rec.sessionid = read_or(task, off!(task_sessionid), u32::MAX);
-    rec.start_ns = read(task, off!(task_start_boottime));
-    let signal = read_ptr(task, off!(task_signal));
-    let tty = read_ptr(signal, off!(signal_tty));
+    let parent = load_ptr(task, off!(task_real_parent));
+    rec.ppid = load(parent, off!(task_tgid));
+    let cred = load_ptr(task, off!(task_real_cred));
+    rec.uid = load(cred, off!(cred_uid));
+    rec.loginuid = load_or(task, off!(task_loginuid), u32::MAX);
+    rec.sessionid = load_or(task, off!(task_sessionid), u32::MAX);
+    rec.start_ns = load(task, off!(task_start_boottime));
+    let signal = load_ptr(task, off!(task_signal));
+    let tty = load_ptr(signal, off!(signal_tty));
     rec.tty = if tty.is_null() {
         -1
     } else {
-        read(tty, off!(tty_index))
+        load(tty, off!(tty_index))
     };
     rec.flags = 0;
 
-    let mm = read_ptr(task, off!(task_mm));
-    rec.end_code = read(mm, off!(mm_end_code));
+    let mm = load_ptr(task, off!(task_mm));
+    rec.end_code = load(mm, off!(mm_end_code));
 
     // Exe path and file identity.
-    let exe = read_ptr(mm, off!(mm_exe_file));
-    let inode = read_ptr(exe, off!(file_f_inode));
-    rec.exe_ino = read(inode, off!(inode_i_ino));
-    rec.exe_size = read(inode, off!(inode_i_size));
-    rec.exe_mtime_sec = read(inode, off!(inode_i_mtime_sec));
-    rec.exe_mtime_nsec = read(inode, off!(inode_i_mtime_nsec));
-    let sb = read_ptr(inode, off!(inode_i_sb));
-    rec.exe_dev = read(sb, off!(sb_s_dev));
-    rec.exe_nlink = read(inode, off!(inode_i_nlink));
+    let exe = load_ptr(mm, off!(mm_exe_file));
+    let inode = load_ptr(exe, off!(file_f_inode));
+    rec.exe_ino = load(inode, off!(inode_i_ino));
+    rec.exe_size = load(inode, off!(inode_i_size));
+    rec.exe_mtime_sec = load(inode, off!(inode_i_mtime_sec));
+    rec.exe_mtime_nsec = load(inode, off!(inode_i_mtime_nsec));
+    let sb = load_ptr(inode, off!(inode_i_sb));
+    rec.exe_dev = load(sb, off!(sb_s_dev));
+    rec.exe_nlink = load(inode, off!(inode_i_nlink));
     let tail = scratch.tail.as_mut_ptr();
     let mut used = 0usize;
     if !exe.is_null() {
@@ -74,7 +74,7 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
     rec.exe_len = used as u32;
 
     // Current directory.
-    let fs = read_ptr(task, off!(task_fs));
+    let fs = load_ptr(task, off!(task_fs));
     let mut cwd_len = 0usize;
     if !fs.is_null() {
         let built = path::build(fs.wrapping_add(off!(fs_pwd) as usize));
@@ -87,8 +87,8 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
     used = (used + cwd_len) & (PATH_MAX * 2 - 1);
 
     // Arguments: the raw NUL-separated bytes of the new image's argv.
-    let arg_start: u64 = read(mm, off!(mm_arg_start));
-    let arg_end: u64 = read(mm, off!(mm_arg_end));
+    let arg_start: u64 = load(mm, off!(mm_arg_start));
+    let arg_end: u64 = load(mm, off!(mm_arg_end));
     let mut args_len = arg_end.saturating_sub(arg_start) as usize;
     if args_len > ARGS_MAX {
         args_len = ARGS_MAX;
@@ -135,10 +135,10 @@ fn read_user(dst: *mut u8, len: usize, src: u64) -> i64 {
 
 /// Reads a `u32` member that may not exist on this kernel (e.g. audit fields).
 #[inline(always)]
-fn read_or(base: Ptr, off: u32, absent: u32) -> u32 {
+fn load_or(base: Ptr, off: u32, absent: u32) -> u32 {
     if off == sysmon_common::offsets::ABSENT {
         absent
     } else {
-        read(base, off)
+        load(base, off)
     }
 }

@@ -5,16 +5,14 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use sysmon_common::{RecordKind, process::ForkRecord};
 
 use crate::{
-    kernel::{Ptr, off, read, read_ptr},
+    kernel::{Ptr, current_task_btf, load, off, read, read_ptr},
     maps::send,
 };
 
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
-    let parent: Ptr = ctx.arg::<*const u8>(0);
     let child: Ptr = ctx.arg::<*const u8>(1);
-    let pid: u32 = read(child, off!(task_pid));
-    let tgid: u32 = read(child, off!(task_tgid));
+    let (pid, tgid) = pid_tgid(child);
     if pid != tgid {
         return 0;
     }
@@ -23,10 +21,23 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     header.tid = pid;
     let rec = ForkRecord {
         header,
-        ppid: read(parent, off!(task_tgid)),
+        // The tracepoint's parent is the forking task (`current`), read without a helper.
+        ppid: load(current_task_btf(), off!(task_tgid)),
         uid: read(read_ptr(child, off!(task_real_cred)), off!(cred_uid)),
         start_ns: read(child, off!(task_start_boottime)),
     };
     send(RecordKind::Fork, super::bytes(&rec));
     0
+}
+
+/// `task->pid` and `task->tgid`, in one read where they sit side by side.
+#[inline(always)]
+fn pid_tgid(task: Ptr) -> (u32, u32) {
+    let (pid, tgid) = (off!(task_pid), off!(task_tgid));
+    if tgid == pid.wrapping_add(4) {
+        let both: u64 = read(task, pid);
+        (both as u32, (both >> 32) as u32)
+    } else {
+        (read(task, pid), read(task, tgid))
+    }
 }
