@@ -20,8 +20,8 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
     ev.push(""); // RuleName
     clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(rec.start_ns));
     ev.close();
-    ev.push_fmt(format_args!("{guid}"));
-    ev.push_fmt(format_args!("{pid}"));
+    ev.push_guid(&guid);
+    ev.push_u64(pid as u64);
     push_path(ev, tail.exe, rec.flags & EXE != 0);
     if super::process_tampering::applies(rec) {
         // As the kernel shows an executable with no links (d_path): `/memfd:x (deleted)`.
@@ -42,9 +42,9 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
     let user = cx.users.name(rec.uid);
     ev.push(user.unwrap_or(""));
     let logon = cx.logons.guid(rec.uid, user, rec.tty);
-    ev.push_fmt(format_args!("{logon}"));
-    ev.push_fmt(format_args!("{}", rec.uid & 0xffff));
-    ev.push_fmt(format_args!("{}", rec.sessionid));
+    ev.push_guid(&logon);
+    ev.push_u64((rec.uid & 0xffff) as u64);
+    ev.push_u64(rec.sessionid as u64);
     ev.push("no level");
     let id = FileId {
         dev: rec.exe_dev,
@@ -63,15 +63,15 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
 
     match cx.cache.parent(rec.ppid, rec.start_ns) {
         Some(p) => {
-            ev.push_fmt(format_args!("{}", p.guid));
-            ev.push_fmt(format_args!("{}", rec.ppid));
+            ev.push_guid(&p.guid);
+            ev.push_u64(rec.ppid as u64);
             ev.push(&p.image);
             ev.push(&p.cmdline);
             ev.push(cx.users.name(p.uid).unwrap_or(""));
         }
         None => {
-            ev.push_fmt(format_args!("{}", Guid::ZERO));
-            ev.push_fmt(format_args!("{}", rec.ppid));
+            ev.push_guid(&Guid::ZERO);
+            ev.push_u64(rec.ppid as u64);
             ev.push("");
             ev.push("");
             ev.push("");

@@ -68,8 +68,7 @@ pub fn render(out: &mut String, ev: &Event, host: &Host, record_id: u64, now_ns:
 }
 
 fn push_num(out: &mut String, n: u64) {
-    use std::fmt::Write;
-    let _ = write!(out, "{n}");
+    super::digits::push_u64(out, n);
 }
 
 /// [`render`] within `budget` bytes: an event whose XML would be longer has its longest
