@@ -418,8 +418,11 @@ impl Pipeline {
         if let Some(d) = deferred {
             d.fill(&mut self.event, &mut self.cx);
         }
-        if self.event.kind().tag.is_some() {
-            self.event.set(0, decision.rule_name.unwrap_or(""));
+        // The builders leave RuleName empty: only a name needs setting.
+        if self.event.kind().tag.is_some()
+            && let Some(name) = decision.rule_name.filter(|n| !n.is_empty())
+        {
+            self.event.set(0, name);
         }
         self.config.field_sizes.apply(&mut self.event);
         let id = self.ids.take();
