@@ -210,21 +210,30 @@ impl Delivery {
         true
     }
 
-    /// Sends the oldest waiting messages with one sendmmsg; true if any went (they move to
-    /// the unconfirmed, without a copy). False leaves the failure to the one-by-one path.
+    /// Sends the oldest waiting messages with one sendmmsg (those sent move to the
+    /// unconfirmed, without a copy); true if all of them went. False leaves the failure to
+    /// the one-by-one path, which tells a full queue from a gone reader.
     fn retry_many(&mut self) -> bool {
         let Some(sock) = self.sock.as_ref() else {
             return false;
         };
-        let all_read = unread_bytes(sock) == Some(0);
+        // As for one send: the socket is asked rarely at high rates.
+        let check =
+            self.sends_since_check >= CHECK_EVERY || self.last_check.elapsed() >= CHECK_AFTER;
+        let all_read = check && unread_bytes(sock) == Some(0);
+        let offered = self.queue.len().min(MANY_MAX);
         let sent = self
             .many
             .send(sock, self.queue.iter().take(MANY_MAX).map(|m| m.as_slice()));
         if sent == 0 {
             return false;
         }
-        self.sends_since_check = 0;
-        self.last_check = Instant::now();
+        if check {
+            self.sends_since_check = 0;
+            self.last_check = Instant::now();
+        } else {
+            self.sends_since_check += sent as u32;
+        }
         if all_read {
             self.spare.extend(self.unconfirmed.drain(..));
         }
@@ -236,7 +245,7 @@ impl Delivery {
             }
             self.unconfirmed.push_back(msg);
         }
-        true
+        sent == offered
     }
 
     pub fn pending(&self) -> usize {
@@ -360,7 +369,8 @@ struct Many {
 
 impl Many {
     /// Sends `msgs` (at most `MANY_MAX`) in order, as separate datagrams, until one fails;
-    /// returns how many went.
+    /// returns how many went. sendmmsg stops short only at an error (which it does not
+    /// return once one went): the caller's one-by-one path meets it again and handles it.
     fn send<'a>(&mut self, sock: &UnixDatagram, msgs: impl Iterator<Item = &'a [u8]>) -> usize {
         self.iov.clear();
         self.iov.extend(msgs.take(MANY_MAX).map(|m| libc::iovec {
@@ -389,7 +399,11 @@ impl Many {
             if n <= 0 {
                 break;
             }
+            let all = n as usize == self.hdrs.len() - sent;
             sent += n as usize;
+            if !all {
+                break;
+            }
         }
         // No pointer outlives the messages.
         self.iov.clear();
