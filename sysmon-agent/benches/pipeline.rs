@@ -1,6 +1,7 @@
 //! User-space cost of one exec: a fork, an exec and an exit record through the whole
 //! pipeline (decode, cache, enrichment, rules, rendering, the sink), without the kernel.
-//! `cargo bench -p sysmon-agent --bench pipeline`.
+//! `cargo bench -p sysmon-agent --bench pipeline [-- NAME...]` (only the cases named, e.g.
+//! `-- "syslog, included"`, to profile one case).
 //!
 //! Syslog (a real datagram send) in four cases: the exec included or excluded by a rule, and
 //! its executable already hashed (the same file exec after exec) or new each time (a fresh
@@ -46,6 +47,20 @@ fn main() {
         let mut buf = vec![0u8; 70_000];
         while sink.recv(&mut buf).is_ok() {}
     });
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let repeat: usize = std::env::var("BENCH_REPEAT")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    // `BENCH_EXECS`: fewer execs per case (e.g. under valgrind).
+    let execs: u32 = std::env::var("BENCH_EXECS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(EXECS);
     let exclude = rules::parse_bytes(EXCLUDE.as_bytes(), "exclude.xml").unwrap();
     let mut base = 3_000_000;
     for (name, sink, config, fresh, n) in [
@@ -54,9 +69,9 @@ fn main() {
             "syslog",
             Config::default(),
             false,
-            EXECS,
+            execs,
         ),
-        ("syslog, excluded", "syslog", exclude.clone(), false, EXECS),
+        ("syslog, excluded", "syslog", exclude.clone(), false, execs),
         (
             "syslog, included, new file",
             "syslog",
@@ -76,30 +91,54 @@ fn main() {
             "json",
             Config::default(),
             false,
-            EXECS,
+            execs,
         ),
-        ("xml file, included", "xml", Config::default(), false, EXECS),
+        ("xml file, included", "xml", Config::default(), false, execs),
     ] {
-        let outputs = Outputs::parse(sink, &dir).unwrap();
-        let (cpu, wall, emitted) = run(&dir, config, outputs, fresh, n, base);
-        base += n;
+        if !only.is_empty() && !only.iter().any(|o| name == o) {
+            continue;
+        }
+        // Medians of `BENCH_REPEAT` runs (default 1): the machine is shared and noisy.
+        let mut runs = Vec::new();
+        for _ in 0..repeat {
+            let outputs = Outputs::parse(sink, &dir).unwrap();
+            runs.push(run(&dir, config.clone(), outputs, fresh, n, base));
+            base += n;
+        }
+        let median = |f: fn(&Run) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
         println!(
-            "pipeline ({name}): {cpu:.2} µs CPU per exec ({wall:.2} µs wall; fork + exec + \
-             exit records), {emitted} events"
+            "pipeline ({name}): {:.2} µs CPU per exec (user {:.2}, sys {:.2}; {:.2} µs wall; \
+             fork + exec + exit records), {} events{}",
+            median(|r| r.cpu),
+            median(|r| r.user),
+            median(|r| r.sys),
+            median(|r| r.wall),
+            runs[0].emitted,
+            if repeat > 1 {
+                format!(", median of {repeat}")
+            } else {
+                String::new()
+            }
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `n` execs through a new pipeline; returns CPU and wall µs per exec, and events sent.
-fn run(
-    dir: &Path,
-    config: Config,
-    outputs: Outputs,
-    fresh: bool,
-    n: u32,
-    base: u32,
-) -> (f64, f64, u64) {
+/// µs per exec of one run, and the events it sent.
+struct Run {
+    cpu: f64,
+    user: f64,
+    sys: f64,
+    wall: f64,
+    emitted: u64,
+}
+
+/// `n` execs through a new pipeline.
+fn run(dir: &Path, config: Config, outputs: Outputs, fresh: bool, n: u32, base: u32) -> Run {
     let settings = Settings {
         config,
         config_label: "Defaults".into(),
@@ -128,6 +167,7 @@ fn run(
     let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
     let start = Instant::now();
     let cpu0 = thread_cpu_ns();
+    let (user0, sys0) = thread_user_sys_ns();
     for i in 0..n {
         let pid = base + i;
         let t = now + i as u64 * 1_000;
@@ -184,9 +224,24 @@ fn run(
     p.flush();
     // This thread's CPU time is the agent's cost; the wall time also holds the reader
     // thread competing for the same cores.
-    let cpu = (thread_cpu_ns() - cpu0) as f64 / n as f64 / 1e3;
-    let wall = start.elapsed().as_secs_f64() / n as f64 * 1e6;
-    (cpu, wall, p.stats.emitted)
+    let per_exec = |ns: u64| ns as f64 / n as f64 / 1e3;
+    let cpu = per_exec(thread_cpu_ns() - cpu0);
+    let (user, sys) = thread_user_sys_ns();
+    Run {
+        cpu,
+        user: per_exec(user - user0),
+        sys: per_exec(sys - sys0),
+        wall: start.elapsed().as_secs_f64() / n as f64 * 1e6,
+        emitted: p.stats.emitted,
+    }
+}
+
+/// This thread's user and system time (the kernel's split of its CPU time, by ticks).
+fn thread_user_sys_ns() -> (u64, u64) {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    (ns(ru.ru_utime), ns(ru.ru_stime))
 }
 
 fn thread_cpu_ns() -> u64 {

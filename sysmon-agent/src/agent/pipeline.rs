@@ -435,32 +435,49 @@ impl Pipeline {
         if let Some(d) = deferred {
             d.fill(&mut self.event, &mut self.cx);
         }
-        if self.event.kind().tag.is_some() {
-            self.event.set(0, decision.rule_name.unwrap_or(""));
+        // The builders leave RuleName empty: only a name needs setting.
+        if self.event.kind().tag.is_some()
+            && let Some(name) = decision.rule_name.filter(|n| !n.is_empty())
+        {
+            self.event.set(0, name);
         }
         self.config.field_sizes.apply(&mut self.event);
         let id = self.ids.take();
         let now = clock::wall_ns();
         // The event is cut to the budget once, so every sink carries the same values.
-        self.xml.clear();
-        render::xml::render_within(
-            &mut self.xml,
-            &mut self.event,
-            &self.host,
-            id,
-            now,
-            render::fit::BUDGET,
-        );
+        // With syslog it is rendered straight into the datagram batch.
         if let Some(syslog) = &mut self.syslog {
             let severity = if self.event.id() == schema::ERROR {
                 syslog::ERR
             } else {
                 syslog::INFO
             };
-            syslog.send(severity, &self.xml);
-        }
-        if let Some(xml) = &mut self.files.xml {
-            xml.push(self.xml.as_bytes());
+            let out = syslog.begin(severity);
+            render::xml::render_within(
+                out,
+                &mut self.event,
+                &self.host,
+                id,
+                now,
+                render::fit::BUDGET,
+            );
+            if let Some(xml) = &mut self.files.xml {
+                xml.push(syslog.body().as_bytes());
+            }
+            syslog.end();
+        } else {
+            self.xml.clear();
+            render::xml::render_within(
+                &mut self.xml,
+                &mut self.event,
+                &self.host,
+                id,
+                now,
+                render::fit::BUDGET,
+            );
+            if let Some(xml) = &mut self.files.xml {
+                xml.push(self.xml.as_bytes());
+            }
         }
         let Files {
             json,

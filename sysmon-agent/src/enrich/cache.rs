@@ -5,12 +5,12 @@
 //! short while for records that arrive after its exit (e.g. a double-forked child's exec).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     rc::Rc,
     time::{Duration, Instant},
 };
 
-use super::{clock::Clock, guid::Guid, procfs};
+use super::{clock::Clock, guid::Guid, id_map::IdMap, procfs};
 
 #[derive(Debug, Clone)]
 pub struct Proc {
@@ -25,7 +25,7 @@ pub struct Proc {
 }
 
 pub struct ProcessCache {
-    procs: HashMap<u32, Proc>,
+    procs: IdMap<u32, Proc>,
     exited: VecDeque<(Instant, u32, u64)>,
     machine: u32,
     clock: Clock,
@@ -39,7 +39,7 @@ const START_SLACK_NS: u64 = 20_000_000;
 impl ProcessCache {
     pub fn new(machine: u32, clock: Clock) -> Self {
         ProcessCache {
-            procs: HashMap::new(),
+            procs: IdMap::default(),
             exited: VecDeque::new(),
             machine,
             clock,

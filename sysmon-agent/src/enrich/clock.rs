@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use crate::render::digits::push_padded;
+
 /// Converts CLOCK_BOOTTIME nanoseconds (what the programs and /proc report) to nanoseconds
 /// since the Unix epoch, with the offset measured once. ProcessGuids use this one: a
 /// process keeps one GUID even when the wall clock steps.
@@ -113,19 +115,31 @@ pub fn wall_ns() -> i128 {
 /// `YYYY-MM-DD HH:MM:SS.mmm` (UtcTime fields), milliseconds truncated.
 pub fn write_utc_time(out: &mut String, epoch_ns: i128) {
     let ns = write_date_time(out, epoch_ns, ' ');
-    let _ = write!(out, ".{:03}", ns / 1_000_000);
+    out.push('.');
+    push_padded(out, (ns / 1_000_000) as u64, 3);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.uuuuuu000Z` (TimeCreated/@SystemTime): 100 ns precision, as Sysmon.
 pub fn write_system_time(out: &mut String, epoch_ns: i128) {
     let ns = write_date_time(out, epoch_ns, 'T');
-    let _ = write!(out, ".{:09}Z", ns / 100 * 100);
+    out.push('.');
+    push_padded(out, (ns / 100 * 100) as u64, 9);
+    out.push('Z');
 }
 
 /// Writes `YYYY-MM-DD<sep>HH:MM:SS`; returns the nanoseconds left over.
 fn write_date_time(out: &mut String, epoch_ns: i128, sep: char) -> u32 {
     let ((y, mo, d, h, mi, s), ns) = split(epoch_ns);
-    let _ = write!(out, "{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}");
+    if !(0..=9999).contains(&y) {
+        let _ = write!(out, "{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}");
+        return ns;
+    }
+    // By hand: two times in every event, and `write!` was a hot spot.
+    push_padded(out, y as u64, 4);
+    for (before, n) in [('-', mo), ('-', d), (sep, h), (':', mi), (':', s)] {
+        out.push(before);
+        push_padded(out, n as u64, 2);
+    }
     ns
 }
 
@@ -233,5 +247,26 @@ mod tests {
         s.clear();
         write_utc_time(&mut s, 951_782_400_000_000_000); // leap day
         assert_eq!(s, "2000-02-29 00:00:00.000");
+        // The hand-written digits say what `write!` says, from the epoch to year 9999 and
+        // beyond (where `write!` itself is used).
+        let mut t: i128 = -1_000_000_007;
+        while t < 400_000_000_000_000_000_000 {
+            let ((y, mo, d, h, mi, sec), ns) = split(t);
+            s.clear();
+            write_utc_time(&mut s, t);
+            let want = format!(
+                "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{sec:02}.{:03}",
+                ns / 1_000_000
+            );
+            assert_eq!(s, want);
+            s.clear();
+            write_system_time(&mut s, t);
+            let want = format!(
+                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.{:09}Z",
+                ns / 100 * 100
+            );
+            assert_eq!(s, want);
+            t = t * 3 / 2 + 987_654_321_123;
+        }
     }
 }

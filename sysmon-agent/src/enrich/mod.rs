@@ -5,6 +5,7 @@ pub mod cache;
 pub mod clock;
 pub mod guid;
 pub mod hashes;
+pub mod id_map;
 pub mod logon;
 pub mod procfs;
 pub mod users;

@@ -12,6 +12,8 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use super::id_map::IdMap;
+
 /// uids waiting for NSS at most; more are asked again on their next miss.
 const QUEUE: usize = 256;
 /// How often the passwd file's modification time is looked at, at most.
@@ -28,7 +30,7 @@ enum Name {
 }
 
 pub struct Users {
-    names: HashMap<u32, Name>,
+    names: IdMap<u32, Name>,
     passwd: Passwd,
     nss: Option<Nss>,
     /// Whether misses are asked of NSS (off: the passwd file only, for tests).
@@ -47,7 +49,7 @@ const NAMES_MAX: usize = 16 * 1024;
 impl Users {
     pub fn new(passwd: PathBuf, use_nss: bool) -> Self {
         Users {
-            names: HashMap::new(),
+            names: IdMap::default(),
             passwd: Passwd::new(passwd),
             nss: None,
             use_nss,

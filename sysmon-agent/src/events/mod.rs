@@ -80,8 +80,8 @@ pub fn push_actor(ev: &mut Event, pid: u32, time_ns: u64, cx: &mut Enrich) -> st
         Some(p) => (p.guid, p.image.clone()),
         None => (Guid::ZERO, "".into()),
     };
-    ev.push_fmt(format_args!("{guid}"));
-    ev.push_fmt(format_args!("{pid}"));
+    ev.push_guid(&guid);
+    ev.push_u64(pid as u64);
     image
 }
 
@@ -174,6 +174,18 @@ impl Event {
     pub fn push_fmt(&mut self, args: std::fmt::Arguments<'_>) {
         use std::fmt::Write;
         let _ = self.buf.write_fmt(args);
+        self.close();
+    }
+
+    /// Appends the next field's value, a number (`{n}` without `core::fmt`).
+    pub fn push_u64(&mut self, n: u64) {
+        crate::render::digits::push_u64(&mut self.buf, n);
+        self.close();
+    }
+
+    /// Appends the next field's value, a GUID.
+    pub fn push_guid(&mut self, guid: &Guid) {
+        guid.push(&mut self.buf);
         self.close();
     }
 

@@ -8,7 +8,7 @@ use sysmon_common::{
 
 use super::{Deferred, Event, schema};
 use crate::{
-    enrich::{Enrich, cache::Proc, clock, guid::Guid, hashes::FileId, procfs::join_args},
+    enrich::{Enrich, cache::Proc, clock, guid::Guid, hashes::FileId},
     kernel::record::ExecTail,
 };
 
@@ -20,8 +20,8 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
     ev.push(""); // RuleName
     clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(rec.start_ns));
     ev.close();
-    ev.push_fmt(format_args!("{guid}"));
-    ev.push_fmt(format_args!("{pid}"));
+    ev.push_guid(&guid);
+    ev.push_u64(pid as u64);
     push_path(ev, tail.exe, rec.flags & EXE != 0);
     if super::process_tampering::applies(rec) {
         // As the kernel shows an executable with no links (d_path): `/memfd:x (deleted)`.
@@ -32,7 +32,7 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
     for _ in 0..5 {
         ev.push("-");
     }
-    super::text::push_bytes(ev.buf(), &join_args(tail.args));
+    push_args(ev.buf(), tail.args);
     if rec.flags & ARGS != 0 {
         ev.buf().push_str("...");
     }
@@ -42,9 +42,9 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
     let user = cx.users.name(rec.uid);
     ev.push(user.unwrap_or(""));
     let logon = cx.logons.guid(rec.uid, user, rec.tty);
-    ev.push_fmt(format_args!("{logon}"));
-    ev.push_fmt(format_args!("{}", rec.uid & 0xffff));
-    ev.push_fmt(format_args!("{}", rec.sessionid));
+    ev.push_guid(&logon);
+    ev.push_u64((rec.uid & 0xffff) as u64);
+    ev.push_u64(rec.sessionid as u64);
     ev.push("no level");
     let id = FileId {
         dev: rec.exe_dev,
@@ -63,15 +63,15 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
 
     match cx.cache.parent(rec.ppid, rec.start_ns) {
         Some(p) => {
-            ev.push_fmt(format_args!("{}", p.guid));
-            ev.push_fmt(format_args!("{}", rec.ppid));
+            ev.push_guid(&p.guid);
+            ev.push_u64(rec.ppid as u64);
             ev.push(&p.image);
             ev.push(&p.cmdline);
             ev.push(cx.users.name(p.uid).unwrap_or(""));
         }
         None => {
-            ev.push_fmt(format_args!("{}", Guid::ZERO));
-            ev.push_fmt(format_args!("{}", rec.ppid));
+            ev.push_guid(&Guid::ZERO);
+            ev.push_u64(rec.ppid as u64);
             ev.push("");
             ev.push("");
             ev.push("");
@@ -89,6 +89,19 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
     cx.cache.insert(pid, proc);
 }
 
+/// The NUL-separated arguments joined by spaces, as `procfs::join_args` and then
+/// `text::push_bytes`, without the joined copy: a NUL becomes an ASCII space, which ends any
+/// UTF-8 sequence, so checking each argument alone gives the same text.
+fn push_args(out: &mut String, raw: &[u8]) {
+    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+    for (i, arg) in raw.split(|b| *b == 0).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        super::text::push_bytes(out, arg);
+    }
+}
+
 /// A path from the kernel; a path cut at the depth or length bound starts with `+`, as in
 /// Sysmon.
 fn push_path(ev: &mut Event, path: &[u8], truncated: bool) {
@@ -103,6 +116,28 @@ fn push_path(ev: &mut Event, path: &[u8], truncated: bool) {
 mod tests {
     use super::*;
     use crate::rules::HashAlgorithms;
+
+    /// Arguments come out as the joined command line would, whatever their bytes.
+    #[test]
+    fn args_as_joined() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"\0",
+            b"ls\0-l\0",
+            b"ls\0\0x\0",
+            b"a\xc3\0\xa9b\0",
+            b"caf\xc3\xa9\0\xe2\x82\0\x07\0",
+            b"no-final-nul",
+            b"\0\0",
+        ];
+        for raw in cases {
+            let mut want = String::new();
+            crate::events::text::push_bytes(&mut want, &crate::enrich::procfs::join_args(raw));
+            let mut got = String::new();
+            push_args(&mut got, raw);
+            assert_eq!(got, want, "{raw:?}");
+        }
+    }
 
     /// A command line the kernel could not read in full (cut at 32 KiB, or argv unreadable
     /// at exec: `truncated::ARGS` with what was read) ends with `...`, never shows as empty.

@@ -15,15 +15,15 @@ pub fn build(ev: &mut Event, rec: &ExitRecord, cx: &mut Enrich) {
     let guid = cx.cache.guid(start, 0);
     match cx.cache.get(pid, Some(start)) {
         Some(p) => {
-            ev.push_fmt(format_args!("{}", p.guid));
-            ev.push_fmt(format_args!("{pid}"));
+            ev.push_guid(&p.guid);
+            ev.push_u64(pid as u64);
             ev.push(&p.image);
         }
         None => {
             // Unknown to the cache and already gone from /proc: the GUID keeps its start
             // time (key 0, as Sysmon for a process without memory), the image is unknown.
-            ev.push_fmt(format_args!("{guid}"));
-            ev.push_fmt(format_args!("{pid}"));
+            ev.push_guid(&guid);
+            ev.push_u64(pid as u64);
             ev.push("");
         }
     }

@@ -68,8 +68,7 @@ pub fn render(out: &mut String, ev: &Event, host: &Host, record_id: u64, now_ns:
 }
 
 fn push_num(out: &mut String, n: u64) {
-    use std::fmt::Write;
-    let _ = write!(out, "{n}");
+    super::digits::push_u64(out, n);
 }
 
 /// [`render`] within `budget` bytes: an event whose XML would be longer has its longest
@@ -111,16 +110,18 @@ pub fn escaped_len(s: &str) -> usize {
 fn escape_with(s: &str, mut put: impl FnMut(&str)) {
     let bytes = s.as_bytes();
     let mut done = 0;
+    let mut at = 0;
     // Every byte to escape is ASCII or 0xEF (a lead byte), so slicing at one never splits a
     // character.
-    for (i, b) in bytes.iter().enumerate() {
-        let rep = ESCAPES[*b as usize];
-        if rep.is_empty() || i < done {
-            continue;
-        }
+    while let Some(i) = next_special(bytes, at) {
+        let b = bytes[i];
+        let rep = ESCAPES[b as usize];
         let hex = match (rep, b) {
             (HEX, 0xEF) if matches!(bytes.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])) => 3,
-            (HEX, 0xEF) => continue,
+            (HEX, 0xEF) => {
+                at = i + 1;
+                continue;
+            }
             (HEX, _) => 1,
             _ => 0,
         };
@@ -140,9 +141,44 @@ fn escape_with(s: &str, mut put: impl FnMut(&str)) {
             }
             done = i + hex;
         }
+        at = done;
     }
     put(&s[done..]);
 }
+
+/// The first byte from `from` on that may need escaping. Most values need none: eight bytes
+/// are looked at per branch.
+fn next_special(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut base = from;
+    for c in &mut chunks {
+        let any = c.iter().fold(0u8, |m, b| m | SPECIAL[*b as usize]);
+        if any != 0 {
+            return c
+                .iter()
+                .position(|b| SPECIAL[*b as usize] != 0)
+                .map(|i| base + i);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|b| SPECIAL[*b as usize] != 0)
+        .map(|i| base + i)
+}
+
+/// 1 for a byte with an entry in `ESCAPES`.
+static SPECIAL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = !ESCAPES[b].is_empty() as u8;
+        b += 1;
+    }
+    t
+};
 
 /// Marks a byte written as `\xNN`.
 const HEX: &str = "\\x";
@@ -182,6 +218,13 @@ mod tests {
             ("bell\x07 nul\x00", "bell\\x07 nul\\x00"),
             ("a\u{FFFE}b\u{FFFF}", "a\\xef\\xbf\\xbeb\\xef\\xbf\\xbf"),
             ("\u{FFFD}\u{F000}\u{EFFF}", "\u{FFFD}\u{F000}\u{EFFF}"),
+            // Longer than the 8 bytes looked at at once: specials in and across chunks.
+            (
+                "/usr/bin/python3 -c \"a<b\" && x\ty\u{F000}z\u{FFFF}",
+                "/usr/bin/python3 -c &quot;a&lt;b&quot; &amp;&amp; x&#9;y\u{F000}z\\xef\\xbf\\xbf",
+            ),
+            ("01234567<", "01234567&lt;"),
+            ("0123456\u{F000}89abcdef&", "0123456\u{F000}89abcdef&amp;"),
         ];
         for (input, want) in cases {
             let mut s = String::new();

@@ -35,6 +35,8 @@ const RETRY_BUSY: Duration = Duration::from_millis(2);
 /// whichever comes first: rarely at high rates, at every send at low ones.
 const CHECK_EVERY: u32 = 64;
 const CHECK_AFTER: Duration = Duration::from_millis(10);
+/// Messages per sendmmsg at most.
+const MANY_MAX: usize = 256;
 /// A reader's queue holds at most `net.unix.max_dgram_qlen` (+1) datagrams; keeping more
 /// unconfirmed messages than that would only resend ones it had read.
 const UNCONFIRMED_MAX: usize = 4096;
@@ -49,6 +51,8 @@ pub struct Delivery {
     unconfirmed_max: usize,
     /// Buffers to reuse, so that keeping copies costs no allocation per message.
     spare: Vec<Vec<u8>>,
+    /// sendmmsg's arguments, kept from call to call (no allocation per batch).
+    many: Many,
     sends_since_check: u32,
     last_check: Instant,
     next_retry: Instant,
@@ -72,6 +76,7 @@ impl Delivery {
             unconfirmed: VecDeque::new(),
             unconfirmed_max: (qlen + 1).min(UNCONFIRMED_MAX),
             spare: Vec::new(),
+            many: Many::default(),
             sends_since_check: 0,
             last_check: Instant::now(),
             next_retry: Instant::now(),
@@ -147,40 +152,13 @@ impl Delivery {
         let all_read = unread_bytes(sock) == Some(0);
         self.sends_since_check = 0;
         self.last_check = Instant::now();
-        let mut iov: Vec<libc::iovec> = Vec::with_capacity(ends.len());
         let mut start = 0;
-        for &end in ends {
-            iov.push(libc::iovec {
-                iov_base: batch[start..end].as_ptr() as *mut libc::c_void,
-                iov_len: end - start,
-            });
+        let msgs = ends.iter().map(|&end| {
+            let m = &batch[start..end];
             start = end;
-        }
-        let mut hdrs: Vec<libc::mmsghdr> = iov
-            .iter_mut()
-            .map(|v| {
-                // SAFETY: a zeroed msghdr is valid; only the iovec is set.
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_iov = v;
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
-        let mut sent = 0;
-        while sent < hdrs.len() {
-            let n = unsafe {
-                libc::sendmmsg(
-                    sock.as_raw_fd(),
-                    hdrs[sent..].as_mut_ptr(),
-                    (hdrs.len() - sent) as u32,
-                    0,
-                )
-            };
-            if n <= 0 {
-                break;
-            }
-            sent += n as usize;
-        }
+            m
+        });
+        let sent = self.many.send(sock, msgs);
         if sent > 0 && all_read {
             self.spare.extend(self.unconfirmed.drain(..));
         }
@@ -199,7 +177,14 @@ impl Delivery {
 
     /// Sends what waits, oldest first; true when nothing waits any more.
     pub fn retry(&mut self) -> bool {
-        while let Some(msg) = self.queue.pop_front() {
+        while !self.queue.is_empty() {
+            if self.queue.len() > 1 && self.retry_many() {
+                continue;
+            }
+            // One by one: the first message, and the failure to handle.
+            let Some(msg) = self.queue.pop_front() else {
+                break;
+            };
             self.queued_bytes -= msg.len();
             match self.transmit(&msg) {
                 Ok(()) => self.spare.push(msg),
@@ -223,6 +208,44 @@ impl Delivery {
             }
         }
         true
+    }
+
+    /// Sends the oldest waiting messages with one sendmmsg (those sent move to the
+    /// unconfirmed, without a copy); true if all of them went. False leaves the failure to
+    /// the one-by-one path, which tells a full queue from a gone reader.
+    fn retry_many(&mut self) -> bool {
+        let Some(sock) = self.sock.as_ref() else {
+            return false;
+        };
+        // As for one send: the socket is asked rarely at high rates.
+        let check =
+            self.sends_since_check >= CHECK_EVERY || self.last_check.elapsed() >= CHECK_AFTER;
+        let all_read = check && unread_bytes(sock) == Some(0);
+        let offered = self.queue.len().min(MANY_MAX);
+        let sent = self
+            .many
+            .send(sock, self.queue.iter().take(MANY_MAX).map(|m| m.as_slice()));
+        if sent == 0 {
+            return false;
+        }
+        if check {
+            self.sends_since_check = 0;
+            self.last_check = Instant::now();
+        } else {
+            self.sends_since_check += sent as u32;
+        }
+        if all_read {
+            self.spare.extend(self.unconfirmed.drain(..));
+        }
+        for msg in self.queue.drain(..sent) {
+            self.queued_bytes -= msg.len();
+            if self.unconfirmed.len() >= self.unconfirmed_max {
+                let old = self.unconfirmed.pop_front().unwrap();
+                self.spare.push(old);
+            }
+            self.unconfirmed.push_back(msg);
+        }
+        sent == offered
     }
 
     pub fn pending(&self) -> usize {
@@ -337,6 +360,58 @@ impl Delivery {
     }
 }
 
+/// sendmmsg's arguments, reused. They point into the messages only during `send`.
+#[derive(Default)]
+struct Many {
+    iov: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+impl Many {
+    /// Sends `msgs` (at most `MANY_MAX`) in order, as separate datagrams, until one fails;
+    /// returns how many went. sendmmsg stops short only at an error (which it does not
+    /// return once one went): the caller's one-by-one path meets it again and handles it.
+    fn send<'a>(&mut self, sock: &UnixDatagram, msgs: impl Iterator<Item = &'a [u8]>) -> usize {
+        self.iov.clear();
+        self.iov.extend(msgs.take(MANY_MAX).map(|m| libc::iovec {
+            iov_base: m.as_ptr() as *mut libc::c_void,
+            iov_len: m.len(),
+        }));
+        self.hdrs.clear();
+        for v in &mut self.iov {
+            // SAFETY: a zeroed msghdr is valid; only the iovec is set.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_iov = v;
+            h.msg_hdr.msg_iovlen = 1;
+            self.hdrs.push(h);
+        }
+        let mut sent = 0;
+        while sent < self.hdrs.len() {
+            // SAFETY: the headers point at `iov`, which points at `msgs`, all alive here.
+            let n = unsafe {
+                libc::sendmmsg(
+                    sock.as_raw_fd(),
+                    self.hdrs[sent..].as_mut_ptr(),
+                    (self.hdrs.len() - sent) as u32,
+                    0,
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+            let all = n as usize == self.hdrs.len() - sent;
+            sent += n as usize;
+            if !all {
+                break;
+            }
+        }
+        // No pointer outlives the messages.
+        self.iov.clear();
+        self.hdrs.clear();
+        sent
+    }
+}
+
 /// The daemon's queue is full: it is alive, the message can go later on this socket.
 fn busy(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
@@ -423,6 +498,19 @@ mod tests {
         assert!(d.retry());
         let got = recv_all(&second);
         assert_eq!(got[got.len() - 3..], ["four", "five", "six"]);
+        assert_eq!((d.take_dropped(), d.failed), (0, 0));
+        // What a retry sent (one sendmmsg) is kept until read too: a reader that dies
+        // without reading it gets it again.
+        d.send_batch(b"seven", &[5]);
+        drop(second);
+        std::fs::remove_file(&path).unwrap();
+        d.send_batch(b"eightnine", &[5, 9]);
+        assert!(!d.retry());
+        let third = UnixDatagram::bind(&path).unwrap();
+        assert!(d.retry());
+        d.send_batch(b"ten", &[3]);
+        let got = recv_all(&third);
+        assert_eq!(got[got.len() - 4..], ["seven", "eight", "nine", "ten"]);
         assert_eq!((d.take_dropped(), d.failed), (0, 0));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -19,8 +19,11 @@ const BATCH_MAX: usize = 256;
 
 pub struct Syslog {
     /// Messages of the current batch, back to back; `ends[i]` is where message i ends.
-    batch: Vec<u8>,
+    /// Events are rendered straight into it (see [`Syslog::begin`]).
+    batch: String,
     ends: Vec<usize>,
+    /// Where the body of the message being written starts.
+    body_at: usize,
     /// The RFC 3164 timestamp of `stamp_sec`, formatted once per second.
     stamp: String,
     stamp_sec: i64,
@@ -30,8 +33,9 @@ pub struct Syslog {
 impl Syslog {
     pub fn new(path: &Path) -> Self {
         Syslog {
-            batch: Vec::with_capacity(64 * 1024),
+            batch: String::with_capacity(64 * 1024),
             ends: Vec::with_capacity(BATCH_MAX),
+            body_at: 0,
             stamp: String::new(),
             stamp_sec: -1,
             delivery: Delivery::new(path),
@@ -41,19 +45,36 @@ impl Syslog {
     /// Adds one message to the batch; a full batch goes out at once. Call [`Syslog::flush`]
     /// at the end of each batch of records.
     pub fn send(&mut self, severity: u8, msg: &str) {
-        self.batch.push(b'<');
-        self.batch
-            .extend_from_slice(itoa(FACILITY_USER | severity).as_bytes());
-        self.batch.push(b'>');
+        self.begin(severity).push_str(msg);
+        self.end();
+    }
+
+    /// Starts a message: writes its header and returns the batch, to which the caller
+    /// appends the body (and nothing else), so that an event is rendered once, in place,
+    /// with no copy. [`Syslog::end`] ends it.
+    pub fn begin(&mut self, severity: u8) -> &mut String {
+        self.batch.push('<');
+        self.batch.push_str(itoa(FACILITY_USER | severity));
+        self.batch.push('>');
         let now = unsafe { libc::time(std::ptr::null_mut()) };
         if now != self.stamp_sec {
             self.stamp.clear();
             push_timestamp(&mut self.stamp, now);
             self.stamp_sec = now;
         }
-        self.batch.extend_from_slice(self.stamp.as_bytes());
-        self.batch.extend_from_slice(b" sysmon: ");
-        self.batch.extend_from_slice(msg.as_bytes());
+        self.batch.push_str(&self.stamp);
+        self.batch.push_str(" sysmon: ");
+        self.body_at = self.batch.len();
+        &mut self.batch
+    }
+
+    /// The body of the message begun last.
+    pub fn body(&self) -> &str {
+        &self.batch[self.body_at..]
+    }
+
+    /// Ends the message begun last; a full batch goes out at once.
+    pub fn end(&mut self) {
         self.ends.push(self.batch.len());
         if self.ends.len() >= BATCH_MAX {
             self.flush();
@@ -63,7 +84,7 @@ impl Syslog {
     /// Sends the batch: one sendmmsg for many messages instead of one send each.
     pub fn flush(&mut self) {
         if !self.ends.is_empty() {
-            self.delivery.send_batch(&self.batch, &self.ends);
+            self.delivery.send_batch(self.batch.as_bytes(), &self.ends);
             self.batch.clear();
             self.ends.clear();
         }
