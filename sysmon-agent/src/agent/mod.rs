@@ -5,6 +5,7 @@
 
 mod latency;
 mod pipeline;
+mod tick;
 
 pub use pipeline::{Pipeline, Stats};
 
@@ -142,11 +143,13 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     if let Some(ready) = settings.on_ready {
         ready();
     }
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let tick = tick::Tick::every(Duration::from_secs(1))?;
+    let mut room = SyslogRoom::default();
     let mut drop_watch = DropWatch::default();
     let mut ticks = 0u64;
     loop {
         let retry_at = pipeline.syslog_retry_at();
+        let waits_for_room = room.watch(pipeline.syslog_busy_fd());
         // Biased: signals first, then the tick, then syslog, then records; a drain is
         // bounded, so none of them waits for a storm to end.
         tokio::select! {
@@ -184,6 +187,10 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                     let (n, more) = drain_counted(ring.get_mut(), &mut pipeline);
                     follow_up = next_read(n, more).or(follow_up);
                 }
+            }
+            // Syslog's reader read: what waits goes out at once, not at the next retry.
+            _ = room.writable(), if waits_for_room => {
+                pipeline.retry_syslog();
             }
             _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now).into()),
                 if retry_at.is_some() => {
@@ -301,6 +308,50 @@ fn next_read(n: usize, more: bool) -> Option<Instant> {
         Some(now + FOLLOW_UP)
     } else {
         None
+    }
+}
+
+/// The syslog socket watched for room while events wait for a reader whose queue is full:
+/// a unix datagram socket becomes writable when its peer reads.
+#[derive(Default)]
+struct SyslogRoom {
+    /// The connection it watches (`Delivery`'s count) and a duplicate of its socket, so
+    /// that the registration lives exactly as long as this watch.
+    fd: Option<(u64, AsyncFd<std::os::fd::OwnedFd>)>,
+}
+
+impl SyslogRoom {
+    /// Watches `busy` (None: nothing waits for room); true while something does.
+    fn watch(&mut self, busy: Option<(u64, std::os::fd::BorrowedFd<'_>)>) -> bool {
+        let Some((generation, fd)) = busy else {
+            return false;
+        };
+        if self.fd.as_ref().is_none_or(|(g, _)| *g != generation) {
+            self.fd = fd
+                .try_clone_to_owned()
+                .and_then(|fd| {
+                    // SAFETY: the AsyncFd owns the duplicate, so it stays open while
+                    // registered.
+                    unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::WRITABLE) }
+                        .map_err(|e| e.into_parts().1)
+                })
+                .ok()
+                .map(|fd| (generation, fd));
+        }
+        self.fd.is_some()
+    }
+
+    /// Once the socket is writable. Readiness is cleared before the retry that follows, so
+    /// a reader's next read wakes the loop again if that retry finds the queue full.
+    async fn writable(&self) {
+        match &self.fd {
+            Some((_, fd)) => {
+                if let Ok(mut ready) = fd.writable().await {
+                    ready.clear_ready();
+                }
+            }
+            None => std::future::pending().await,
+        }
     }
 }
 

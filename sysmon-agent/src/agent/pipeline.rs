@@ -351,6 +351,12 @@ impl Pipeline {
         self.syslog.as_ref().and_then(|s| s.retry_at())
     }
 
+    /// The syslog socket while events wait for its reader to read (see
+    /// `Delivery::busy_fd`).
+    pub fn syslog_busy_fd(&self) -> Option<(u64, std::os::fd::BorrowedFd<'_>)> {
+        self.syslog.as_ref().and_then(|s| s.busy_fd())
+    }
+
     /// Whether the events of one more drain fit in what may wait for syslog.
     pub fn can_drain(&self) -> bool {
         self.syslog.as_ref().is_none_or(|s| s.room_for(DRAIN_MAX))

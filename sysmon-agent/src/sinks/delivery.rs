@@ -29,8 +29,16 @@ const QUEUE_MAX_BYTES: usize = 64 << 20;
 pub const QUEUE_MAX_MESSAGES: usize = 200_000;
 /// How often to try again while syslog is away (each try is a syscall).
 const RETRY: Duration = Duration::from_millis(100);
-/// ... and while its queue is full (it is reading, just slower than we send).
-const RETRY_BUSY: Duration = Duration::from_millis(2);
+/// ... and while its queue is full (it is reading, just slower than we send): the event
+/// loop also waits for the socket to be writable (`busy_fd`), which comes first; this is
+/// the safety net.
+const RETRY_BUSY: Duration = Duration::from_millis(20);
+/// While syslog reads, only slower than events come, at most this many wait in memory:
+/// records then wait in the kernel's ring buffer (which counts what it cannot hold), so
+/// the agent's memory stays flat. The larger bounds are for syslog being away (restarts).
+const BUSY_MAX_MESSAGES: usize = 8192;
+/// Spare buffers kept for reuse; more are freed (a burst does not hold memory forever).
+const SPARE_MAX: usize = 1024;
 /// Ask the socket whether everything was read every this many sends or this often,
 /// whichever comes first: rarely at high rates, at every send at low ones.
 const CHECK_EVERY: u32 = 64;
@@ -56,6 +64,10 @@ pub struct Delivery {
     sends_since_check: u32,
     last_check: Instant,
     next_retry: Instant,
+    /// The reader is there but its queue was full at the last try.
+    busy: bool,
+    /// Counts connections, so a watcher of the socket knows when it was replaced.
+    generation: u64,
     dropped: u64,
     /// Messages sent again after the reader died (some may have been read).
     pub resent: u64,
@@ -80,6 +92,8 @@ impl Delivery {
             sends_since_check: 0,
             last_check: Instant::now(),
             next_retry: Instant::now(),
+            busy: false,
+            generation: 0,
             dropped: 0,
             resent: 0,
             failed: 0,
@@ -102,6 +116,7 @@ impl Delivery {
                     let buf = self.copy(msg);
                     self.enqueue_back(buf);
                     self.next_retry = Instant::now() + RETRY_BUSY;
+                    self.busy = true;
                 }
                 Err(_) => {
                     let buf = self.copy(msg);
@@ -160,13 +175,15 @@ impl Delivery {
         });
         let sent = self.many.send(sock, msgs);
         if sent > 0 && all_read {
-            self.spare.extend(self.unconfirmed.drain(..));
+            for m in self.unconfirmed.drain(..) {
+                recycle(&mut self.spare, m);
+            }
         }
         let mut start = 0;
         for &end in &ends[..sent] {
             if self.unconfirmed.len() >= self.unconfirmed_max {
                 let old = self.unconfirmed.pop_front().unwrap();
-                self.spare.push(old);
+                recycle(&mut self.spare, old);
             }
             let copy = self.copy(&batch[start..end]);
             self.unconfirmed.push_back(copy);
@@ -177,6 +194,7 @@ impl Delivery {
 
     /// Sends what waits, oldest first; true when nothing waits any more.
     pub fn retry(&mut self) -> bool {
+        self.busy = false;
         while !self.queue.is_empty() {
             if self.queue.len() > 1 && self.retry_many() {
                 continue;
@@ -187,15 +205,16 @@ impl Delivery {
             };
             self.queued_bytes -= msg.len();
             match self.transmit(&msg) {
-                Ok(()) => self.spare.push(msg),
+                Ok(()) => recycle(&mut self.spare, msg),
                 Err(e) if too_big(&e) => {
                     self.drop_one();
-                    self.spare.push(msg);
+                    recycle(&mut self.spare, msg);
                 }
                 Err(e) if busy(&e) => {
                     self.queued_bytes += msg.len();
                     self.queue.push_front(msg);
                     self.next_retry = Instant::now() + RETRY_BUSY;
+                    self.busy = true;
                     return false;
                 }
                 Err(_) => {
@@ -203,6 +222,7 @@ impl Delivery {
                     self.queue.push_front(msg);
                     self.requeue_unconfirmed();
                     self.next_retry = Instant::now() + RETRY;
+                    self.busy = false;
                     return false;
                 }
             }
@@ -235,13 +255,15 @@ impl Delivery {
             self.sends_since_check += sent as u32;
         }
         if all_read {
-            self.spare.extend(self.unconfirmed.drain(..));
+            for m in self.unconfirmed.drain(..) {
+                recycle(&mut self.spare, m);
+            }
         }
         for msg in self.queue.drain(..sent) {
             self.queued_bytes -= msg.len();
             if self.unconfirmed.len() >= self.unconfirmed_max {
                 let old = self.unconfirmed.pop_front().unwrap();
-                self.spare.push(old);
+                recycle(&mut self.spare, old);
             }
             self.unconfirmed.push_back(msg);
         }
@@ -255,7 +277,9 @@ impl Delivery {
     /// Gives up on every message that waits (counted as dropped); returns how many.
     pub fn discard(&mut self) -> usize {
         let n = self.queue.len();
-        self.spare.extend(self.queue.drain(..));
+        for m in self.queue.drain(..) {
+            recycle(&mut self.spare, m);
+        }
         self.queued_bytes = 0;
         self.dropped += n as u64;
         self.failed += n as u64;
@@ -272,8 +296,23 @@ impl Delivery {
     /// is dropped (and counted) in the kernel, per record kind.
     pub fn room_for(&self, n: usize) -> bool {
         const TYPICAL: usize = 4096;
-        self.queue.len() + n <= QUEUE_MAX_MESSAGES
+        let max = if self.busy {
+            BUSY_MAX_MESSAGES
+        } else {
+            QUEUE_MAX_MESSAGES
+        };
+        self.queue.len() + n <= max
             && self.queued_bytes + n * TYPICAL <= QUEUE_MAX_BYTES
+    }
+
+    /// While messages wait for a reader whose queue is full: the socket (and its connection
+    /// count), to wait until it is writable again, when the reader has read.
+    pub fn busy_fd(&self) -> Option<(u64, std::os::fd::BorrowedFd<'_>)> {
+        use std::os::fd::AsFd;
+        if !self.busy || self.queue.is_empty() {
+            return None;
+        }
+        Some((self.generation, self.sock.as_ref()?.as_fd()))
     }
 
     /// Messages dropped since the last call.
@@ -300,11 +339,13 @@ impl Delivery {
                     self.sends_since_check += 1;
                 }
                 if all_read {
-                    self.spare.extend(self.unconfirmed.drain(..));
+                    for m in self.unconfirmed.drain(..) {
+                recycle(&mut self.spare, m);
+            }
                 }
                 if self.unconfirmed.len() >= self.unconfirmed_max {
                     let old = self.unconfirmed.pop_front().unwrap();
-                    self.spare.push(old);
+                    recycle(&mut self.spare, old);
                 }
                 let copy = self.copy(msg);
                 self.unconfirmed.push_back(copy);
@@ -324,6 +365,7 @@ impl Delivery {
         sock.connect(&self.path)?;
         sock.set_nonblocking(true)?;
         self.sock = Some(sock);
+        self.generation += 1;
         Ok(())
     }
 
@@ -340,7 +382,7 @@ impl Delivery {
         if self.queue.len() >= QUEUE_MAX_MESSAGES || self.queued_bytes + msg.len() > QUEUE_MAX_BYTES
         {
             self.drop_one();
-            self.spare.push(msg);
+            recycle(&mut self.spare, msg);
             return;
         }
         self.queued_bytes += msg.len();
@@ -357,6 +399,13 @@ impl Delivery {
     fn drop_one(&mut self) {
         self.dropped += 1;
         self.failed += 1;
+    }
+}
+
+/// Keeps `buf` for reuse unless enough are kept.
+fn recycle(spare: &mut Vec<Vec<u8>>, buf: Vec<u8>) {
+    if spare.len() < SPARE_MAX {
+        spare.push(buf);
     }
 }
 

@@ -101,6 +101,11 @@ impl Syslog {
     }
 
     /// When to try again, if messages wait.
+    /// The socket to wait on while syslog's queue is full (see `Delivery::busy_fd`).
+    pub fn busy_fd(&self) -> Option<(u64, std::os::fd::BorrowedFd<'_>)> {
+        self.delivery.busy_fd()
+    }
+
     pub fn retry_at(&self) -> Option<std::time::Instant> {
         self.delivery.retry_at()
     }
