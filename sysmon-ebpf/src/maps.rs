@@ -19,14 +19,10 @@ use crate::path::PathScratch;
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 
-/// Slot 0: when (CLOCK_MONOTONIC ns) a record last asked to wake the agent (`wake_flags`).
+/// Slot 0: 1 while the agent sleeps until a record wakes it, 0 while it polls the ring
+/// on a timer (see `wake_flags`).
 #[map]
-pub static LAST_WAKE: Array<u64> = Array::with_max_entries(1, 0);
-
-/// A record wakes the agent only if none has asked to in this long; the agent reads the
-/// ring again this long after every read that found records, which picks up the records
-/// sent in between without a wake-up.
-const WAKE_EVERY_NS: u64 = 3_000_000;
+pub static READER: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Records lost in the kernel, per CPU and per record kind: no room in the ring buffer, or a
 /// probe that could not build one (`count_drop` at every such bail-out in `probes/`).
@@ -175,27 +171,18 @@ pub fn send(kind: RecordKind, data: &[u8]) {
 }
 
 /// Whether this record wakes the reader. A wake-up costs the kernel an irq_work (an IPI)
-/// and the agent a context switch, so at most one record per `WAKE_EVERY_NS` may wake it
-/// (the kernel's default then: only if the agent has read everything before it); the
-/// others wait for the agent's next read, at most that long. Past a quarter full every
-/// record wakes it (a late agent, or a storm), so nothing is lost to a sleeping reader.
-/// With no records there are no wake-ups at all.
+/// and the agent a context switch, so while the agent polls the ring on its own timer
+/// (`READER` 0) no record wakes it, unless the ring passes a quarter full (the timer is
+/// late, or a storm): then every record does, so nothing is lost to a sleeping reader.
+/// While the agent sleeps on the ring (`READER` 1, no events for a while) the kernel's
+/// default applies: the first record into a drained ring wakes it.
 #[inline(always)]
 pub fn wake_flags() -> u64 {
     use aya_ebpf::bindings::{
         BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE,
     };
-    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
-    if let Some(last) = LAST_WAKE.get_ptr_mut(0) {
-        // SAFETY: one u64 slot. CPUs race on it: two may both wake the agent (harmless),
-        // and a record that does not wake it is read by the agent's next read, at most
-        // `WAKE_EVERY_NS` after the last that did.
-        unsafe {
-            if now.wrapping_sub(*last) >= WAKE_EVERY_NS {
-                *last = now;
-                return 0;
-            }
-        }
+    if READER.get(0).is_some_and(|s| *s != 0) {
+        return 0;
     }
     if EVENTS.query(BPF_RB_AVAIL_DATA as u64) > EVENTS.query(BPF_RB_RING_SIZE as u64) / 4 {
         BPF_RB_FORCE_WAKEUP as u64

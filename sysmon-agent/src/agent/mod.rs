@@ -75,12 +75,9 @@ pub enum Reloaded {
     Refused(String),
 }
 
-/// After a read that found records, when to read again: the programs let at most one
-/// record per 3 ms wake the agent (`wake_flags`), and the ones in between wait for this
-/// read. So a record waits at most 3–4 ms (tokio's timer rounds up to the millisecond),
-/// the agent wakes at most about 300 times a second however many records come, and not at
-/// all when none do.
-const FOLLOW_UP: Duration = Duration::from_millis(3);
+/// How often the ring is read while records flow: the longest a record waits for the agent
+/// (tokio's timer rounds up to the next millisecond, so 3–4 ms: p99 under 5 ms).
+const BATCH: Duration = Duration::from_millis(3);
 /// Records handled per drain at most, before signals, ticks and syslog get a turn: a drain
 /// of a full ring buffer under a storm never ends otherwise.
 pub(super) const DRAIN_MAX: usize = 4096;
@@ -120,9 +117,9 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
         mut probes,
         ring,
         drops,
+        reader,
     } = loaded;
-    // When to read the ring again without a wake-up (`FOLLOW_UP`).
-    let mut follow_up: Option<Instant> = None;
+    let mut wake = Wake::new(reader);
     let mut pipeline = Pipeline::new(&settings);
     pipeline.seed();
     pipeline.config_changed(&settings.config_label, settings.config_hash.as_deref());
@@ -158,8 +155,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 // Records already read were judged by the old rules; the next ones by the new.
-                let (n, more) = drain_counted(ring.get_mut(), &mut pipeline);
-                follow_up = next_read(n, more).or(follow_up);
+                drain(ring.get_mut(), &mut pipeline);
                 let Some(reload) = reload.as_mut() else { continue };
                 let outcome = apply_reload(reload, &mut probes, &mut pipeline);
                 pipeline.flush();
@@ -181,11 +177,10 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 }
                 pipeline.stats.kernel_drops = drop_watch.total;
                 pipeline.tick();
-                // A safety net: records are never more than a second late, whatever the
-                // kernel's wake-ups did.
-                if pipeline.can_drain() {
-                    let (n, more) = drain_counted(ring.get_mut(), &mut pipeline);
-                    follow_up = next_read(n, more).or(follow_up);
+                // Asleep, a record sent just as the agent fell asleep wakes no one (and
+                // none after it while it waits): at most a second late.
+                if wake.asleep && pipeline.can_drain() && drain_counted(ring.get_mut(), &mut pipeline).0 > 0 {
+                    wake.busy();
                 }
             }
             // Syslog's reader read: what waits goes out at once, not at the next retry.
@@ -198,18 +193,23 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             }
             // While syslog cannot take more, records wait in the ring buffer (which counts
             // what it cannot hold) instead of in memory.
-            _ = tokio::time::sleep_until(follow_up.unwrap_or_else(Instant::now).into()),
-                if follow_up.is_some() && pipeline.can_drain() => {
+            // Busy: the ring is read every BATCH, records do not wake the agent (one
+            // wake-up per batch instead of one per record, and none of the kernel's IPIs).
+            _ = tokio::time::sleep_until(wake.next_poll.into()),
+                if !wake.asleep && pipeline.can_drain() => {
                 let (n, more) = drain_counted(ring.get_mut(), &mut pipeline);
-                follow_up = next_read(n, more);
+                wake.polled(n, more, ring.get_mut(), &mut pipeline);
             }
+            // Asleep (nothing for IDLE_POLLS polls), or the ring passed its fill mark.
             guard = ring.readable_mut(), if pipeline.can_drain() => {
                 let mut guard = guard?;
                 let (n, more) = drain_counted(guard.get_inner_mut(), &mut pipeline);
                 if !more {
                     guard.clear_ready();
                 }
-                follow_up = next_read(n, more).or(follow_up);
+                if n > 0 {
+                    wake.busy();
+                }
             }
         }
     }
@@ -297,17 +297,68 @@ fn drain_counted(
     (n, n == DRAIN_MAX)
 }
 
-/// When to read the ring again after a read that handled `n` records (`more`: it stopped
-/// at `DRAIN_MAX`): at once, after `FOLLOW_UP`, or, having found nothing, only when a record
-/// wakes the agent.
-fn next_read(n: usize, more: bool) -> Option<Instant> {
-    let now = Instant::now();
-    if more {
-        Some(now)
-    } else if n > 0 {
-        Some(now + FOLLOW_UP)
-    } else {
-        None
+/// Empty polls in a row (about 100 ms) after which the agent stops polling and sleeps
+/// until a record wakes it: idle is idle (no timer), and the first record after a quiet
+/// spell is not delayed by a poll period.
+const IDLE_POLLS: u32 = 33;
+
+/// How the agent learns of records: polling every BATCH while busy, woken by the kernel
+/// while asleep. The kernel reads the mode from the READER map (`wake_flags`).
+struct Wake {
+    reader: aya::maps::Array<aya::maps::MapData, u32>,
+    asleep: bool,
+    empty: u32,
+    next_poll: Instant,
+}
+
+impl Wake {
+    fn new(reader: aya::maps::Array<aya::maps::MapData, u32>) -> Self {
+        let mut w = Wake {
+            reader,
+            asleep: false,
+            empty: 0,
+            next_poll: Instant::now(),
+        };
+        w.set(false);
+        w
+    }
+
+    fn set(&mut self, asleep: bool) {
+        self.asleep = asleep;
+        if let Err(e) = self.reader.set(0, u32::from(asleep), 0) {
+            eprintln!("sysmon: setting the reader's mode: {e}");
+        }
+    }
+
+    /// After a poll that handled `n` records.
+    fn polled(
+        &mut self,
+        n: usize,
+        more: bool,
+        ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+        pipeline: &mut Pipeline,
+    ) {
+        let now = Instant::now();
+        // A full drain: come straight back.
+        self.next_poll = if more { now } else { now + BATCH };
+        self.empty = if n > 0 { 0 } else { self.empty + 1 };
+        if self.empty >= IDLE_POLLS {
+            self.set(true);
+            // Records sent between the last poll and the switch did not wake anyone.
+            let (n, _) = drain_counted(ring, pipeline);
+            if n > 0 {
+                self.busy();
+            }
+        }
+    }
+
+    /// Records came: poll from now on.
+    fn busy(&mut self) {
+        self.empty = 0;
+        if self.asleep {
+            self.set(false);
+            self.next_poll = Instant::now() + BATCH;
+        }
     }
 }
 

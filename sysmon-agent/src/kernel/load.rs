@@ -50,6 +50,9 @@ pub struct Loaded {
     pub probes: Probes,
     pub ring: RingBuf<MapData>,
     pub drops: PerCpuArray<MapData, u64>,
+    /// Slot 0: 1 while the agent sleeps until a record wakes it (see `wake_flags` in the
+    /// programs).
+    pub reader: Array<MapData, u32>,
 }
 
 /// Where the programs come from and what to attach.
@@ -202,6 +205,7 @@ pub fn load(opts: &Options) -> Result<Loaded> {
     unsafe { libc::malloc_trim(0) };
     let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS")?)?;
     let drops = PerCpuArray::try_from(ebpf.take_map("DROPS").context("map DROPS")?)?;
+    let reader = Array::try_from(ebpf.take_map("READER").context("map READER")?)?;
     let mut probes = Probes {
         ebpf,
         attached: Vec::new(),
@@ -212,6 +216,7 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         probes,
         ring,
         drops,
+        reader,
     })
 }
 
