@@ -301,8 +301,7 @@ impl Delivery {
         } else {
             QUEUE_MAX_MESSAGES
         };
-        self.queue.len() + n <= max
-            && self.queued_bytes + n * TYPICAL <= QUEUE_MAX_BYTES
+        self.queue.len() + n <= max && self.queued_bytes + n * TYPICAL <= QUEUE_MAX_BYTES
     }
 
     /// While messages wait for a reader whose queue is full: the socket (and its connection
@@ -340,8 +339,8 @@ impl Delivery {
                 }
                 if all_read {
                     for m in self.unconfirmed.drain(..) {
-                recycle(&mut self.spare, m);
-            }
+                        recycle(&mut self.spare, m);
+                    }
                 }
                 if self.unconfirmed.len() >= self.unconfirmed_max {
                     let old = self.unconfirmed.pop_front().unwrap();
