@@ -79,7 +79,11 @@ fn main() -> Result<()> {
         }
         Cmd::Bench(args) => {
             setup::all()?;
-            let bin = build::all()?;
+            // Another build's binary, to compare before and after with the same bench.
+            let bin = match std::env::var_os("SYSMON_BENCH_BIN") {
+                Some(other) => other.into(),
+                None => build::all()?,
+            };
             bench::run(&bin, &args)
         }
     }
