@@ -27,7 +27,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sy
 
 /// Ring buffer size per CPU, and its bounds. Records are compact (a file creation about
 /// 200 bytes, an exec a few hundred), so 4 MiB holds about 20 000 while user space catches
-/// up (a 50 000/s storm over a 300 ms stall of the agent). Events come from every CPU, so
+/// up (a 50 000/s storm over a 400 ms stall of the agent). Events come from every CPU, so
 /// the ring grows with them. User space maps the ring twice (for wrap-around) and the
 /// whole mapping counts in its RSS: 4 MiB shows as 8 MiB.
 const RING_PER_CPU: u32 = 2 * 1024 * 1024;
