@@ -29,10 +29,14 @@ const QUEUE_MAX_BYTES: usize = 64 << 20;
 pub const QUEUE_MAX_MESSAGES: usize = 200_000;
 /// How often to try again while syslog is away (each try is a syscall).
 const RETRY: Duration = Duration::from_millis(100);
-/// ... and while its queue is full (it is reading, just slower than we send): the event
-/// loop also waits for the socket to be writable (`busy_fd`), which comes first; this is
-/// the safety net.
-const RETRY_BUSY: Duration = Duration::from_millis(20);
+/// ... and while its queue is full (it is reading, just slower than we send). A few
+/// messages left over from a batch wait this long, so that they go out together.
+const RETRY_BUSY: Duration = Duration::from_millis(2);
+/// From this many waiting on a busy reader (a storm), the event loop also waits for the
+/// socket to be writable (`busy_fd`) and sends as soon as the reader has read: as fast as
+/// it reads, at the price of a wake-up per few messages, which a small backlog is not
+/// worth.
+const BACKLOG: usize = 256;
 /// While syslog reads, only slower than events come, at most this many wait in memory:
 /// records then wait in the kernel's ring buffer (which counts what it cannot hold), so
 /// the agent's memory stays flat. The larger bounds are for syslog being away (restarts).
@@ -304,11 +308,11 @@ impl Delivery {
         self.queue.len() + n <= max && self.queued_bytes + n * TYPICAL <= QUEUE_MAX_BYTES
     }
 
-    /// While messages wait for a reader whose queue is full: the socket (and its connection
-    /// count), to wait until it is writable again, when the reader has read.
+    /// While a backlog waits for a reader whose queue is full: the socket (and its
+    /// connection count), to wait until it is writable again, when the reader has read.
     pub fn busy_fd(&self) -> Option<(u64, std::os::fd::BorrowedFd<'_>)> {
         use std::os::fd::AsFd;
-        if !self.busy || self.queue.is_empty() {
+        if !self.busy || self.queue.len() < BACKLOG {
             return None;
         }
         Some((self.generation, self.sock.as_ref()?.as_fd()))
