@@ -458,29 +458,14 @@ impl Pipeline {
             } else {
                 syslog::INFO
             };
-            let out = syslog.begin(severity);
-            render::xml::render_within(
-                out,
-                &mut self.event,
-                &self.host,
-                id,
-                now,
-                render::fit::BUDGET,
-            );
+            render_xml(syslog.begin(severity), &mut self.event, &self.host, id, now);
             if let Some(xml) = &mut self.files.xml {
                 xml.push(syslog.body().as_bytes());
             }
             syslog.end();
         } else {
             self.xml.clear();
-            render::xml::render_within(
-                &mut self.xml,
-                &mut self.event,
-                &self.host,
-                id,
-                now,
-                render::fit::BUDGET,
-            );
+            render_xml(&mut self.xml, &mut self.event, &self.host, id, now);
             if let Some(xml) = &mut self.files.xml {
                 xml.push(self.xml.as_bytes());
             }
@@ -508,6 +493,11 @@ impl Pipeline {
             self.latency.add(at, latency::boot_ns());
         }
     }
+}
+
+/// The event as Sysmon's XML, cut to the budget once, so every sink carries the same values.
+fn render_xml(out: &mut String, event: &mut Event, host: &Host, id: u64, now: i128) {
+    render::xml::render_within(out, event, host, id, now, render::fit::BUDGET);
 }
 
 /// Where a record's header keeps its time.
