@@ -18,6 +18,17 @@ pub fn install(tag: &str) -> Install {
     t
 }
 
+/// Where the generated files go: tmpfs (`/dev/shm`) when there is one, so the disk (and
+/// the log the storm writes to it) does not set the pace; else the install's root.
+fn scratch(t: &Install, name: &str) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.join(name)
+    } else {
+        t.path(name)
+    }
+}
+
 pub struct Storm {
     pub target: u32,
     pub created: u64,
@@ -40,7 +51,7 @@ pub fn storm(rate: u32, length: Duration) -> Storm {
     let t = install("bench-storm");
     let agent = t.daemon().expect("the daemon runs") as u32;
     let token = format!("storm-{}", unique());
-    let dir = t.path(&token);
+    let dir = scratch(&t, &token);
     std::fs::create_dir(&dir).expect("the storm's directory");
     let (cpu0, progs0) = (cpu_secs(agent), probe::prog_stats(agent));
     let start = Instant::now();
@@ -126,7 +137,7 @@ fn paced(dir: &Path, gen_id: u32, rate: f64, length: Duration, start: Instant) -
 /// step's files removed after it), printing RSS and CPU per 100 000.
 pub fn soak(t: &Install, agent: u32, n: u64) {
     let token = format!("soak-{}", unique());
-    let dir = t.path(&token);
+    let dir = scratch(t, &token);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
     super::soak::steps("creations", agent, n, |step| {
         std::fs::create_dir_all(&dir).expect("the soak's directory");
