@@ -10,6 +10,9 @@
 //! CPU in the send calls per datagram, and all of the sender's CPU per datagram (its sleeps
 //! and wake-ups included).
 
+mod common;
+
+use common::thread_cpu_ns;
 use std::{
     os::{fd::AsRawFd, unix::net::UnixDatagram},
     time::Duration,
@@ -100,13 +103,4 @@ fn run(size: usize) -> (f64, f64, u64) {
     let _ = std::fs::remove_dir_all(&dir);
     let n = (BATCHES * BATCH) as f64;
     (in_send as f64 / n / 1e3, all as f64 / n / 1e3, refused)
-}
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -8,6 +8,9 @@
 //! file identity: the digest must be computed if the event is kept). An excluded exec must
 //! cost less than an included one. Then the included exec with each file sink alone.
 
+mod common;
+
+use common::thread_cpu_ns;
 use std::{
     os::unix::{fs::MetadataExt, net::UnixDatagram},
     path::Path,
@@ -242,15 +245,6 @@ fn thread_user_sys_ns() -> (u64, u64) {
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
     let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
     (ns(ru.ru_utime), ns(ru.ru_stime))
-}
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn bytes<T>(v: &T) -> &[u8] {
