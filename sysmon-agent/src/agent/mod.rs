@@ -4,6 +4,7 @@
 //! programs and runs the event loop around it (ring buffer, signals, ticks, reloads).
 
 mod latency;
+mod pace;
 mod pipeline;
 mod tick;
 
@@ -75,9 +76,6 @@ pub enum Reloaded {
     Refused(String),
 }
 
-/// How often the ring is read while records flow (a periodic timerfd): the longest a
-/// record waits for the agent, so p99 stays under 5 ms.
-const BATCH: Duration = Duration::from_millis(4);
 /// Records handled per drain at most, before signals, ticks and syslog get a turn: a drain
 /// of a full ring buffer under a storm never ends otherwise.
 pub(super) const DRAIN_MAX: usize = 4096;
@@ -193,7 +191,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             }
             // While syslog cannot take more, records wait in the ring buffer (which counts
             // what it cannot hold) instead of in memory.
-            // Busy: the ring is read every BATCH, records do not wake the agent (one
+            // Busy: the ring is read every period, records do not wake the agent (one
             // wake-up per batch instead of one per record, and none of the kernel's IPIs).
             _ = wake.poll.tick(), if !wake.asleep && !wake.again && pipeline.can_drain() => {
                 let (n, more) = drain_counted(ring.get_mut(), &mut pipeline);
@@ -204,7 +202,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 let (n, more) = drain_counted(ring.get_mut(), &mut pipeline);
                 wake.polled(n, more, ring.get_mut(), &mut pipeline);
             }
-            // Asleep (nothing for IDLE_POLLS polls), or the ring passed its fill mark.
+            // Asleep (no record for a while), or the ring passed its fill mark.
             guard = ring.readable_mut(), if pipeline.can_drain() => {
                 let mut guard = guard?;
                 let (n, more) = drain_counted(guard.get_inner_mut(), &mut pipeline);
@@ -301,21 +299,17 @@ fn drain_counted(
     (n, n == DRAIN_MAX)
 }
 
-/// Empty polls in a row (about 100 ms) after which the agent stops polling and sleeps
-/// until a record wakes it: idle is idle (no timer), and the first record after a quiet
-/// spell is not delayed by a poll period.
-const IDLE_POLLS: u32 = 25;
-
-/// How the agent learns of records: polling every BATCH while busy, woken by the kernel
-/// while asleep. The kernel reads the mode from the READER map (`wake_flags`).
+/// How the agent learns of records: polling while busy (at the period `pace` sets),
+/// woken by the kernel while asleep. The kernel reads the mode from the READER map
+/// (`wake_flags`).
 struct Wake {
     reader: aya::maps::Array<aya::maps::MapData, u32>,
-    /// Every BATCH while busy, stopped while asleep.
+    /// Every `pace.period` while busy, stopped while asleep.
     poll: tick::Tick,
+    pace: pace::Pace,
     asleep: bool,
     /// The last read stopped at DRAIN_MAX: read again at once.
     again: bool,
-    empty: u32,
 }
 
 impl Wake {
@@ -323,9 +317,9 @@ impl Wake {
         let mut w = Wake {
             reader,
             poll: tick::Tick::stopped()?,
+            pace: pace::Pace::default(),
             asleep: true,
             again: false,
-            empty: 0,
         };
         w.set(false);
         Ok(w)
@@ -339,7 +333,12 @@ impl Wake {
         if let Err(e) = self.reader.set(0, u32::from(asleep), 0) {
             eprintln!("sysmon: setting the reader's mode: {e}");
         }
-        if let Err(e) = self.poll.set((!asleep).then_some(BATCH)) {
+        self.pace = pace::Pace::default();
+        self.set_timer();
+    }
+
+    fn set_timer(&self) {
+        if let Err(e) = self.poll.set((!self.asleep).then_some(self.pace.period)) {
             eprintln!("sysmon: setting the read timer: {e}");
         }
     }
@@ -353,20 +352,22 @@ impl Wake {
         pipeline: &mut Pipeline,
     ) {
         self.again = more;
-        self.empty = if n > 0 { 0 } else { self.empty + 1 };
-        if self.empty >= IDLE_POLLS {
-            self.set(true);
-            // Records sent between the last poll and the switch did not wake anyone.
-            let (n, _) = drain_counted(ring, pipeline);
-            if n > 0 {
-                self.busy();
+        match self.pace.read(n) {
+            pace::Next::Same => {}
+            pace::Next::Period(_) => self.set_timer(),
+            pace::Next::Sleep => {
+                self.set(true);
+                // Records sent between the last poll and the switch did not wake anyone.
+                let (n, _) = drain_counted(ring, pipeline);
+                if n > 0 {
+                    self.busy();
+                }
             }
         }
     }
 
     /// Records came: poll from now on.
     fn busy(&mut self) {
-        self.empty = 0;
         self.set(false);
     }
 }
