@@ -2,6 +2,7 @@
 //! ProcessCreate and ProcessTerminate logged), once per sink.
 
 use std::{
+    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
@@ -99,9 +100,12 @@ pub fn slope(runs: &[Run], sink: &str) {
 
 /// One rate against the installed daemon (`sysmon -i` into a temporary root, events split
 /// into its sysmon.log by a private rsyslogd): the service as users run it.
-pub fn one(rate: u32, length: Duration, sink: &str) -> Run {
+pub fn one(rate: u32, length: Duration, sink: &str, config: Option<&Path>) -> Run {
     let t = Install::new("bench");
-    t.ok(&["-accepteula", "-i", "-o", sink]);
+    let config = config.map(|c| c.to_string_lossy().into_owned());
+    let mut install = vec!["-accepteula", "-i"];
+    install.extend(config.as_deref());
+    t.ok(&[&install[..], &["-o", sink]].concat());
     let token = format!("bench-{}", unique());
     // The events the sink got: ProcessCreate of our execs, and the KernelDrops texts.
     let read = || -> (u64, Vec<String>) {

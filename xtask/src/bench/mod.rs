@@ -21,6 +21,11 @@ pub struct Args {
     /// Seconds of load at each rate, and of the file storm.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// The exec storms' configuration (default: Sysmon's defaults, events 1 and 5). The
+    /// "lost" column counts our execs without a ProcessCreate, so it means something only
+    /// when the configuration logs them.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
     /// Sinks to measure, each alone (`-o <sink>`).
     #[arg(long, value_delimiter = ',', default_value = "syslog,json,xml")]
     sinks: Vec<String>,
@@ -78,7 +83,7 @@ pub fn run(bin: &Path, args: &Args) -> Result<()> {
         execs::header();
         let mut runs = vec![];
         for &rate in &args.rates {
-            let r = execs::one(rate, length, sink);
+            let r = execs::one(rate, length, sink, args.config.as_deref());
             execs::print(&r);
             runs.push(r);
         }
