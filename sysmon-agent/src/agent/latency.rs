@@ -84,17 +84,6 @@ fn upper_us(i: usize) -> u64 {
     ((SUB + sub + 1) << (e - 3)) - 1
 }
 
-/// CLOCK_BOOTTIME now, in ns: the clock of the records' `time_ns`.
-pub fn boot_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

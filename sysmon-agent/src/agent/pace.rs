@@ -1,6 +1,6 @@
 //! How often the agent reads the ring while records flow, which is the longest a record
 //! waits for it: 4 ms while they come fast, so p99 stays under 5 ms at 1600 exec/s. A timer
-//! wake-up costs 50–80 µs of CPU on a small VM (`cargo bench --bench wakeup`): 250 a second
+//! wake-up costs 45–80 µs of CPU on a small VM (`cargo bench --bench wakeup`): 250 a second
 //! is more than a percent of a core before any record is handled. So a slow flow is read
 //! less often, up to every 32 ms, each read finding about `RECORDS`.
 //!

@@ -8,10 +8,7 @@ use std::{
 
 use sysmon_common::RecordKind;
 
-use super::{
-    DRAIN_MAX, NewConfig, STOP_LAST, Settings,
-    latency::{self, Latency},
-};
+use super::{DRAIN_MAX, NewConfig, STOP_LAST, Settings, latency::Latency};
 use crate::{
     enrich::{Enrich, clock},
     events::{
@@ -490,7 +487,8 @@ impl Pipeline {
         }
         self.stats.emitted += 1;
         if let Some(at) = self.record_ns {
-            self.latency.add(at, latency::boot_ns());
+            self.latency
+                .add(at, clock::now(libc::CLOCK_BOOTTIME) as u64);
         }
     }
 }

@@ -98,11 +98,13 @@ impl Default for WallClock {
     }
 }
 
-fn now(clock: libc::clockid_t) -> i128 {
+/// `clock` now, in ns (`CLOCK_BOOTTIME` is the clock of the records' `time_ns`).
+pub fn now(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    // SAFETY: a valid timespec to fill.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
