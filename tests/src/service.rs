@@ -125,10 +125,13 @@ impl Drop for Install {
     }
 }
 
-/// The lines of a log file written so far (none if it does not exist yet).
+/// The whole lines of a log file written so far (none if it does not exist yet).
 pub fn lines(path: &Path) -> Vec<String> {
     std::fs::read(path)
-        .map(|b| {
+        .map(|mut b| {
+            // A line still being written (rsyslogd writes a long one in several pieces) is
+            // read at the next poll, whole.
+            b.truncate(b.iter().rposition(|c| *c == b'\n').map_or(0, |i| i + 1));
             String::from_utf8_lossy(&b)
                 .lines()
                 .map(str::to_owned)
