@@ -60,6 +60,33 @@ pub fn all() -> Result<PathBuf> {
     Ok(target.join("release/sysmon"))
 }
 
+/// Builds every test binary of the workspace (release) without running them; returns
+/// `name=path;…` for each integration test, from cargo's build messages.
+pub fn test_binaries() -> Result<String> {
+    let out = cargo()
+        .args(["test", "--workspace", "--release", "--no-run"])
+        .args(["--message-format", "json-render-diagnostics"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("building the tests failed");
+    }
+    let mut list = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let target = &msg["target"];
+        if let (Some(exe), Some(name)) = (msg["executable"].as_str(), target["name"].as_str())
+            && target["kind"][0] == "test"
+        {
+            list.push(format!("{name}={exe}"));
+        }
+    }
+    Ok(list.join(";"))
+}
+
 pub fn run(c: &mut Command) -> Result<()> {
     let status = c.status().with_context(|| format!("starting {c:?}"))?;
     if !status.success() {
