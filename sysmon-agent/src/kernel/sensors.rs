@@ -322,14 +322,7 @@ pub fn describe(gaps: &[Gap]) -> Option<String> {
         .iter()
         .map(|g| {
             let (ids, program, _) = &SENSORS[g.sensor];
-            let events: Vec<String> = ids
-                .iter()
-                .map(|id| {
-                    let event = schema::by_id(*id).map_or("?", |k| k.tag.unwrap_or(k.name));
-                    format!("{event} (event {id})")
-                })
-                .collect();
-            let events = events.join(", ");
+            let events = events_named(ids);
             if g.off {
                 format!("{events} from {program}")
             } else {
@@ -342,6 +335,25 @@ pub fn describe(gaps: &[Gap]) -> Option<String> {
         names.join(", "),
         effects.join("; ")
     ))
+}
+
+/// `FileCreate (event 11), …` for event ids.
+pub fn events_named(ids: &[u16]) -> String {
+    let named: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let event = schema::by_id(*id).map_or("?", |k| k.tag.unwrap_or(k.name));
+            format!("{event} (event {id})")
+        })
+        .collect();
+    named.join(", ")
+}
+
+/// The last `n` non-empty lines of an error: a verifier's refusal is its whole log, of which
+/// the last lines say why.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
 /// Test hook: tracepoints to treat as missing, as on an older kernel
@@ -371,10 +383,7 @@ pub fn exists(kind: &Point, point: &str) -> bool {
 
 /// What no event can do without; one line naming all that is missing.
 pub fn check_required(kernel: &btf::Kernel) -> Result<()> {
-    let mut lacks = Vec::new();
-    if !kernel.bpf_loop {
-        lacks.push("the bpf_loop helper (Linux 5.17+)".to_string());
-    }
+    let mut lacks: Vec<String> = kernel.lacks.iter().map(|w| w.to_string()).collect();
     for name in [
         "sched_process_exec",
         "sched_process_exit",
@@ -388,7 +397,8 @@ pub fn check_required(kernel: &btf::Kernel) -> Result<()> {
     }
     if !lacks.is_empty() {
         bail!(
-            "this kernel lacks {}: sysmon cannot run (every event needs them)",
+            "this kernel lacks {}: sysmon cannot run (every event needs them; it needs Linux \
+             5.17 or later with BTF)",
             lacks.join(", ")
         );
     }
