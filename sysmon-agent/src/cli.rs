@@ -35,6 +35,9 @@ pub enum Command {
     Uninstall { force: bool },
     /// `-service`: internal, the daemon itself (what the unit and `-i` start).
     Service,
+    /// `-kernelcheck`: verify every program on this kernel, report how close each is to
+    /// the verifier's limits.
+    KernelCheck,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -60,6 +63,7 @@ const SWITCHES: &[(&str, &str)] = &[
     ("h", "hash-algorithms"),
     ("o", "outputs"),
     ("service", "service"),
+    ("kernelcheck", "kernelcheck"),
     ("-", "defaults"),
 ];
 
@@ -203,6 +207,11 @@ fn clap_command() -> clap::Command {
         .arg(flag("accepteula", "Accepted for compatibility"))
         .arg(flag("nologo", "Accepted for compatibility"))
         .arg(flag("service", "Internal: run as the daemon"))
+        .arg(flag(
+            "kernelcheck",
+            "Verify every eBPF program on this kernel (nothing is attached) and report each \
+             one's verified instructions and stack against the verifier's limits",
+        ))
         .arg(flag("defaults", "With -c: reset to the default configuration"))
         // Sysmon's "exclusive" switches.
         .group(
@@ -214,6 +223,7 @@ fn clap_command() -> clap::Command {
                     "print-schema",
                     "debug",
                     "service",
+                    "kernelcheck",
                 ])
                 .multiple(false),
         )
@@ -301,6 +311,8 @@ fn interpret(m: &ArgMatches) -> Result<Args, String> {
         }
     } else if m.get_flag("service") {
         Command::Service
+    } else if m.get_flag("kernelcheck") {
+        Command::KernelCheck
     } else {
         return Err("no command given".into());
     };
@@ -337,6 +349,8 @@ Usage:
     sysmon -s [<version>|all]    print the event schema
     sysmon -t [<configfile>]     run in the foreground: events go to syslog and, in the
                                  sysmonLogView layout, to stdout (Ctrl-C to stop)
+    sysmon -kernelcheck          verify every eBPF program on this kernel (nothing is
+                                 attached): verified instructions and stack of each
     sysmon -? [config]           this help, or how to write a configuration
 Options:
     -h <alg>[,<alg>...]          hash algorithms (sha1, md5, sha256, *) unless the config sets them
@@ -365,6 +379,8 @@ mod tests {
         let p = |p: &str| Some(PathBuf::from(p));
         let cases: &[(&[&str], Command)] = &[
             (&["-t"], Command::Debug { config: None }),
+            (&["-kernelcheck"], Command::KernelCheck),
+            (&["-KernelCheck", "-btf", "x"], Command::KernelCheck),
             (
                 &["-accepteula", "-T", "c.xml"],
                 Command::Debug { config: p("c.xml") },

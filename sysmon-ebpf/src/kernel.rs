@@ -1,7 +1,8 @@
 //! Reading kernel structs through the offsets the agent found in BTF.
 
 use aya_ebpf::helpers::{
-    bpf_get_current_task, bpf_probe_read_kernel, generated::bpf_get_current_task_btf,
+    bpf_get_current_task, bpf_probe_read_kernel,
+    generated::{self, bpf_get_current_task_btf},
 };
 use sysmon_common::Offsets;
 
@@ -66,6 +67,23 @@ pub fn read<T: Default>(base: Ptr, off: u32) -> T {
     }
     unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize) as *const T) }
         .unwrap_or_default()
+}
+
+/// Reads `dst.len()` bytes at `base + off` straight into `dst` (no copy through the stack);
+/// zeroes when the read fails, leaves `dst` alone when `base` is null.
+#[inline(always)]
+pub fn read_into(dst: &mut [u8], base: Ptr, off: u32) {
+    if base.is_null() || off == sysmon_common::offsets::ABSENT {
+        return;
+    }
+    // SAFETY: the helper writes at most `dst.len()` bytes into `dst`; it checks the source.
+    unsafe {
+        generated::bpf_probe_read_kernel(
+            dst.as_mut_ptr() as *mut _,
+            dst.len() as u32,
+            base.wrapping_add(off as usize) as *const _,
+        )
+    };
 }
 
 #[inline(always)]

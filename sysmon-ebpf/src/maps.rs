@@ -9,7 +9,7 @@ use sysmon_common::{
     access::AccessKey,
     file::{FILE_TAIL_MAX, FileRecord},
     file_info::FileInfoRecord,
-    net::UdpFlow,
+    net::{NetRecord, UdpFlow},
     process::{EXEC_TAIL_MAX, ExecRecord},
 };
 
@@ -116,6 +116,31 @@ pub struct AccessCall {
 /// came back (killed in the call) age out.
 #[map]
 pub static RECVS: LruHashMap<u64, RecvArgs> = LruHashMap::with_max_entries(4096, 0);
+
+/// Where the receive exit works on one datagram (see `probes/recv.rs`).
+#[map]
+pub static RECV_SCRATCH: PerCpuArray<RecvScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// One datagram of a receive call, as the exit reads it back.
+#[repr(C)]
+pub struct RecvScratch {
+    /// The socket's `struct sock`.
+    pub sk: u64,
+    /// `RECV_WANTS` bits.
+    pub wants: u64,
+    /// Where the kernel wrote the sender's address, and the room it had.
+    pub name: u64,
+    pub cap: u64,
+    /// The data's start and the room there; bytes the datagram had.
+    pub buf: u64,
+    pub len: u64,
+    pub got: u64,
+    pub caps: [u32; 4],
+    /// The sender as read back (`sockaddr_in` or the start of a `sockaddr_in6`).
+    pub sa: [u8; 24],
+    pub net: NetRecord,
+    pub flow: UdpFlow,
+}
 
 /// What the receive exit reports (`recv::WANT_*` bits), set by the agent from the config:
 /// the receive probes serve both NetworkConnect and DnsQuery.

@@ -153,25 +153,37 @@ fn rust_src() -> Result<()> {
     run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
 }
 
-/// bpf-linker 0.10, which loads the nightly's own libLLVM: no system LLVM needed.
+/// The bpf-linker every machine builds with: one exact version, so that a machine with an
+/// older one installed does not produce different code (stack frames, inlining) from a
+/// fresh one. 0.10 loads the nightly's own libLLVM: no system LLVM needed.
+const BPF_LINKER: &str = "0.10.4";
+
 fn bpf_linker() -> Result<()> {
     let have = Command::new(cargo_bin().join("bpf-linker"))
         .arg("--version")
         .output();
+    let version = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .nth(1)
+            .map(str::to_string)
+    };
     if have
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(" 0.10."))
+        .as_ref()
+        .is_ok_and(|o| o.status.success() && version(o).as_deref() == Some(BPF_LINKER))
     {
         return Ok(());
     }
-    eprintln!("setup: installing bpf-linker (about a minute)");
+    eprintln!("setup: installing bpf-linker {BPF_LINKER} (about a minute)");
     run(Command::new("cargo")
         .args([
             "+stable",
             "install",
             "bpf-linker",
             "--version",
-            "~0.10",
+            &format!("={BPF_LINKER}"),
             "--locked",
+            "--force",
         ])
         .env_remove("RUSTUP_TOOLCHAIN"))
 }

@@ -116,14 +116,15 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
         ring,
         drops,
         reader,
+        refused,
     } = loaded;
     let mut wake = Wake::new(reader)?;
     let mut pipeline = Pipeline::new(&settings);
     pipeline.seed();
     pipeline.config_changed(&settings.config_label, settings.config_hash.as_deref());
     pipeline.service_state("Started");
-    if let Some(line) = probes.missing() {
-        pipeline.error("KernelCheck", &line);
+    for line in probes.missing().iter().chain(&refused) {
+        pipeline.error("KernelCheck", line);
     }
     pipeline.flush();
 

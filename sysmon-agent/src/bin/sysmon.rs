@@ -65,6 +65,7 @@ fn main() -> ExitCode {
         Command::ShowConfig => control::show(&paths).map(|s| print!("{s}")),
         Command::Uninstall { force } => control::uninstall(&paths, force),
         Command::Service => return exit(daemon::service(&paths)),
+        Command::KernelCheck => kernel_check(args.btf.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,6 +73,26 @@ fn main() -> ExitCode {
             eprintln!("{}", f.message);
             exit(f.code)
         }
+    }
+}
+
+/// `-kernelcheck`: the report on stdout; exit 1 if a program is refused or over a limit.
+fn kernel_check(btf: Option<&std::path::Path>) -> Result<(), control::Failure> {
+    use sysmon_agent::kernel::check;
+    let (rows, missing) =
+        check::run(btf).map_err(|e| control::Failure::new(1, format!("sysmon: {e:#}")))?;
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    print!(
+        "{}",
+        check::render(&rows, release.trim(), missing.as_deref())
+    );
+    if rows.iter().all(check::Row::ok) {
+        Ok(())
+    } else {
+        Err(control::Failure::new(
+            1,
+            "sysmon: some programs cannot load on this kernel",
+        ))
     }
 }
 

@@ -14,17 +14,59 @@ pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 /// What the programs need from a kernel, read from its BTF.
 pub struct Kernel {
     pub offsets: Offsets,
-    /// The `bpf_loop` helper (5.17+), which the path walk runs under.
-    pub bpf_loop: bool,
+    /// What of [`REQUIRED`] this kernel lacks.
+    pub lacks: Vec<&'static str>,
 }
+
+/// The BPF features every program needs, newest last: (BTF enum, value, what and since when).
+/// A kernel has a helper or map type when the enum that numbers them has its value. The
+/// newest, `bpf_loop`, sets the minimum kernel: 5.17 (or a distribution kernel with it
+/// backported, as RHEL 9's 5.14).
+pub const REQUIRED: &[(&str, &str, &str)] = &[
+    (
+        "bpf_func_id",
+        "BPF_FUNC_probe_read_kernel",
+        "the bpf_probe_read_kernel helper (Linux 5.5)",
+    ),
+    (
+        "bpf_map_type",
+        "BPF_MAP_TYPE_RINGBUF",
+        "the BPF ring buffer (Linux 5.8)",
+    ),
+    (
+        "bpf_func_id",
+        "BPF_FUNC_ktime_get_boot_ns",
+        "the bpf_ktime_get_boot_ns helper (Linux 5.8)",
+    ),
+    (
+        "bpf_func_id",
+        "BPF_FUNC_get_current_task_btf",
+        "the bpf_get_current_task_btf helper (Linux 5.11)",
+    ),
+    (
+        "bpf_func_id",
+        "BPF_FUNC_loop",
+        "the bpf_loop helper (Linux 5.17)",
+    ),
+];
+
+/// Test hook: values of [`REQUIRED`] to treat as missing, as on an older kernel
+/// (`SYSMON_TEST_MISSING_FEATURES=BPF_FUNC_loop`).
+pub const MISSING_FEATURES_HOOK: &str = "SYSMON_TEST_MISSING_FEATURES";
 
 /// Reads the BTF once for everything `Kernel` holds.
 pub fn inspect(path: &Path) -> Result<Kernel> {
     let btf =
         Btf::from_file(path).with_context(|| format!("reading BTF from {}", path.display()))?;
+    let pretend = std::env::var(MISSING_FEATURES_HOOK).unwrap_or_default();
+    let lacks = REQUIRED
+        .iter()
+        .filter(|(e, v, _)| !has_enum_value(&btf, e, v) || pretend.split(',').any(|p| p == *v))
+        .map(|(_, _, what)| *what)
+        .collect();
     Ok(Kernel {
         offsets: offsets(&btf, path)?,
-        bpf_loop: has_enum_value(&btf, "bpf_func_id", "BPF_FUNC_loop"),
+        lacks,
     })
 }
 
@@ -129,7 +171,11 @@ mod tests {
             return;
         }
         let k = inspect(Path::new(VMLINUX)).unwrap();
-        assert!(k.bpf_loop, "this project's kernels (6.x) have bpf_loop");
+        assert_eq!(
+            k.lacks,
+            Vec::<&str>::new(),
+            "this project's kernels (6.x) have it all"
+        );
         let o = k.offsets;
         // Members that sit inside anonymous unions on current kernels must still resolve,
         // and distinct members must not collapse onto one offset.

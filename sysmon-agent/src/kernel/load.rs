@@ -14,16 +14,13 @@ use aya::{
 use sysmon_common::{RecordKind, access, offsets::ABSENT};
 
 use super::{
-    btf, kallsyms,
+    OBJECT, btf, kallsyms,
     sensors::{
-        FAIL_ATTACH_HOOK, Gap, Point, SENSORS, check_required, describe, exists, gaps, hooked,
-        wanted,
+        FAIL_ATTACH_HOOK, Found, Gap, Point, SENSORS, check_required, describe, events_named, find,
+        gaps, hooked, last_lines, wanted,
     },
 };
 use crate::events::schema;
-
-/// The object built by `cargo xtask build-ebpf`, embedded by build.rs.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sysmon.bpf.o"));
 
 /// Ring buffer size per CPU, and its bounds. Records are compact (a file creation about
 /// 200 bytes, an exec a few hundred), so 8 MiB holds about 40 000 while user space catches
@@ -54,6 +51,9 @@ pub struct Loaded {
     /// Slot 0: 1 while the agent sleeps until a record wakes it (see `wake_flags` in the
     /// programs).
     pub reader: Array<MapData, u32>,
+    /// Probes of the configured events that this kernel refused (its verifier, or the
+    /// attach), and the events they cost: those events are off, the others run.
+    pub refused: Option<String>,
 }
 
 /// Where the programs come from and what to attach.
@@ -90,13 +90,18 @@ impl Probes {
     /// the next call tries it again).
     pub fn set_active(&mut self, active: &[u16]) -> Result<()> {
         let mut failed = Vec::new();
-        for (i, (_, name, point)) in SENSORS.iter().enumerate() {
+        for (i, s) in SENSORS.iter().enumerate() {
+            let (ids, name, point) = (s.events, s.program, &s.point);
             let on = wanted(i, active) && !self.gaps.iter().any(|g| g.sensor == i && g.off);
             let at = self.attached.iter().position(|(j, _)| *j == i);
             match (on, at) {
                 (true, None) => match attach(&mut self.ebpf, name, point) {
                     Ok(links) => self.attached.push((i, links)),
-                    Err(e) => failed.push(format!("{e:#}")),
+                    Err(e) => failed.push(format!(
+                        "{} from {name}: {}",
+                        events_named(ids),
+                        last_lines(&format!("{e:#}"), 3)
+                    )),
                 },
                 (false, Some(at)) => {
                     let (_, links) = self.attached.swap_remove(at);
@@ -107,7 +112,11 @@ impl Probes {
                 _ => {}
             }
         }
-        if let Err(e) = recv_wants(&mut self.ebpf, active) {
+        let unnamed = self
+            .gaps
+            .iter()
+            .any(|g| g.off && SENSORS[g.sensor].program == "udp_recv");
+        if let Err(e) = recv_wants(&mut self.ebpf, active, unnamed) {
             failed.push(format!("{e:#}"));
         }
         let mut access_on = 0;
@@ -142,24 +151,30 @@ impl Probes {
     }
 }
 
-/// Tells the receive exit what to report (bits of `RECV_WANTS`, see probes/recv.rs).
-fn recv_wants(ebpf: &mut Ebpf, active: &[u16]) -> Result<()> {
-    let bits = u32::from(active.contains(&schema::NETWORK_CONNECT))
-        | u32::from(active.contains(&schema::DNS_QUERY)) << 1;
+/// Tells the receive exit what to report (bits of `RECV_WANTS`, see probes/recv.rs). While
+/// `sock_recv_length` is missing (`unnamed`), the receive probes also take the calls that
+/// pass no address buffer, which that tracepoint answers where it exists.
+fn recv_wants(ebpf: &mut Ebpf, active: &[u16], unnamed: bool) -> Result<()> {
+    let net = active.contains(&schema::NETWORK_CONNECT);
+    let bits = u32::from(net)
+        | u32::from(active.contains(&schema::DNS_QUERY)) << 1
+        | u32::from(net && unnamed) << 2;
     let map = ebpf.map_mut("RECV_WANTS").context("map RECV_WANTS")?;
     aya::maps::Array::<_, u32>::try_from(map)?
         .set(0, bits, 0)
         .context("setting RECV_WANTS")
 }
 
-pub fn load(opts: &Options) -> Result<Loaded> {
+/// The object loaded into the kernel with this kernel's offsets and map sizes (maps
+/// created, no program verified yet), and what the kernel lacks.
+pub fn open(opts: &Options) -> Result<(Ebpf, Vec<Gap>)> {
     preflight(opts)?;
     mount_tracefs()?;
     mount_if_missing("bpf", BPFFS, "")?;
     let btf_path = opts.btf.unwrap_or(Path::new(btf::VMLINUX));
     let kernel = btf::inspect(btf_path)?;
     check_required(&kernel)?;
-    let gaps = gaps(exists);
+    let gaps = gaps(find);
     if let Some(line) = describe(&gaps) {
         eprintln!("sysmon: {line}");
     }
@@ -180,7 +195,7 @@ pub fn load(opts: &Options) -> Result<Loaded> {
     let kernel_btf = u32::from(btf_path == Path::new(btf::VMLINUX));
 
     // Maps are sized for every kind, so that a reload can turn any of them on.
-    let mut ebpf = EbpfLoader::new()
+    let ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &offsets, true)
         .override_global("EXIT_GROUP_DEAD", &group_dead, true)
         .override_global("PROC_MEM_OPEN", &mem_open, true)
@@ -194,7 +209,11 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         .map_max_entries("RECVS", RECVS_IN_FLIGHT)
         .load(OBJECT)
         .context("loading the eBPF object into the kernel (is BPF enabled and are we root?)")?;
+    Ok((ebpf, gaps))
+}
 
+pub fn load(opts: &Options) -> Result<Loaded> {
+    let (mut ebpf, gaps) = open(opts)?;
     attach_tracepoint(&mut ebpf, "sched", "sched_process_exec")?;
     attach_tracepoint(&mut ebpf, "sched", "sched_process_exit")?;
     let fork: &mut RawTracePoint = program(&mut ebpf, "sched_process_fork")?;
@@ -212,12 +231,17 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         attached: Vec::new(),
         gaps,
     };
-    probes.set_active(opts.active)?;
+    let refused = probes.set_active(opts.active).err().map(|e| {
+        let line = format!("this kernel refused probes: not recorded: {e:#}");
+        eprintln!("sysmon: {line}");
+        line
+    });
     Ok(Loaded {
         probes,
         ring,
         drops,
         reader,
+        refused,
     })
 }
 
@@ -249,7 +273,7 @@ fn attach_each(ebpf: &mut Ebpf, name: &str, point: &Point, links: &mut Vec<Link>
                 tp.load().with_context(|| format!("verifying {name}"))?;
             }
             for &p in *points {
-                if exists(point, p) {
+                if find(point, p) == Found::Yes {
                     let link = tp
                         .attach("syscalls", target(p))
                         .with_context(|| format!("attaching {name} to syscalls/{p}"))?;

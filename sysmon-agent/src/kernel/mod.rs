@@ -2,7 +2,12 @@
 //! reading records from the ring buffer.
 
 pub mod btf;
+pub mod check;
 pub mod kallsyms;
 pub mod load;
 pub mod record;
 pub mod sensors;
+pub mod stack;
+
+/// The object built by `cargo xtask build-ebpf`, embedded by build.rs (empty without it).
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sysmon.bpf.o"));

@@ -15,7 +15,7 @@ use sysmon_common::{
 
 use super::file::exit_ret;
 use crate::{
-    kernel::{Ptr, current_uid, file_of_fd, off, read, read_ptr},
+    kernel::{Ptr, current_uid, file_of_fd, off, read, read_into, read_ptr},
     maps::{CONNECTS, ConnectOwner, count_drop, send},
 };
 
@@ -84,7 +84,8 @@ pub fn tcp_accept(ctx: TracePointContext) -> u32 {
 }
 
 /// Both ends of a socket: source = local when `rec.initiated`, else remote. False unless it
-/// is a `protocol` socket over IPv4 or IPv6.
+/// is a `protocol` socket over IPv4 or IPv6. Addresses are read straight into the record
+/// (no copy through the stack: the receive exit calls this from a frame of its own).
 #[inline(always)]
 pub fn fill(rec: &mut NetRecord, sk: Ptr, protocol: u16) -> bool {
     if sk.is_null() || read::<u16>(sk, off!(sock_protocol)) != protocol {
@@ -94,24 +95,29 @@ pub fn fill(rec: &mut NetRecord, sk: Ptr, protocol: u16) -> bool {
     let family: u16 = read(skc, off!(skc_family));
     let local_port: u16 = read(skc, off!(skc_num));
     let remote_port = u16::from_be(read(skc, off!(skc_dport)));
-    let (mut local, mut remote) = ([0u8; 16], [0u8; 16]);
+    let (local, remote) = if rec.initiated != 0 {
+        rec.sport = local_port;
+        rec.dport = remote_port;
+        (&mut rec.saddr, &mut rec.daddr)
+    } else {
+        rec.sport = remote_port;
+        rec.dport = local_port;
+        (&mut rec.daddr, &mut rec.saddr)
+    };
     match family {
         AF_INET => {
-            local[..4].copy_from_slice(&read::<[u8; 4]>(skc, off!(skc_rcv_saddr)));
-            remote[..4].copy_from_slice(&read::<[u8; 4]>(skc, off!(skc_daddr)));
+            *local = [0; 16];
+            *remote = [0; 16];
+            read_into(&mut local[..4], skc, off!(skc_rcv_saddr));
+            read_into(&mut remote[..4], skc, off!(skc_daddr));
         }
         AF_INET6 => {
-            local = read(skc, off!(skc_v6_rcv_saddr));
-            remote = read(skc, off!(skc_v6_daddr));
+            read_into(&mut local[..], skc, off!(skc_v6_rcv_saddr));
+            read_into(&mut remote[..], skc, off!(skc_v6_daddr));
         }
         _ => return false,
     }
     rec.family = family;
     rec.protocol = protocol;
-    if rec.initiated != 0 {
-        (rec.saddr, rec.sport, rec.daddr, rec.dport) = (local, local_port, remote, remote_port);
-    } else {
-        (rec.saddr, rec.sport, rec.daddr, rec.dport) = (remote, remote_port, local, local_port);
-    }
     true
 }

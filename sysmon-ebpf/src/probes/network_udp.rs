@@ -96,7 +96,7 @@ pub fn udp_send(ctx: RawTracePointContext) -> i32 {
     }
     rec.sport = u16::from_be(read(udp, 0));
     rec.dport = u16::from_be(read(udp, 2));
-    report(&mut rec);
+    report(&mut rec, &mut UdpFlow::default());
     0
 }
 
@@ -111,7 +111,7 @@ pub fn udp_recv(ctx: RawTracePointContext) -> i32 {
     }
     let mut rec = record(0);
     if ret >= 0 && super::network::fill(&mut rec, sk, IPPROTO_UDP) {
-        report(&mut rec);
+        report(&mut rec, &mut UdpFlow::default());
     }
     0
 }
@@ -127,25 +127,24 @@ pub fn record(initiated: u16) -> NetRecord {
 }
 
 /// Sends `rec` (with the caller's uid) unless its flow was reported less than
-/// `UDP_REPORT_NS` ago.
+/// `UDP_REPORT_NS` ago. `flow` is room for the flow's key (on the caller's stack, or map
+/// memory where the stack is short).
 #[inline(always)]
-pub fn report(rec: &mut NetRecord) {
-    let flow = UdpFlow {
-        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
-        initiated: rec.initiated,
-        family: rec.family,
-        sport: rec.sport,
-        dport: rec.dport,
-        saddr: rec.saddr,
-        daddr: rec.daddr,
-    };
+pub fn report(rec: &mut NetRecord, flow: &mut UdpFlow) {
+    flow.tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    flow.initiated = rec.initiated;
+    flow.family = rec.family;
+    flow.sport = rec.sport;
+    flow.dport = rec.dport;
+    flow.saddr = rec.saddr;
+    flow.daddr = rec.daddr;
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    if let Some(last) = unsafe { UDP_SEEN.get(flow) }
+    if let Some(last) = unsafe { UDP_SEEN.get(&*flow) }
         && now.wrapping_sub(*last) < UDP_REPORT_NS
     {
         return;
     }
-    let _ = UDP_SEEN.insert(flow, now, 0);
+    let _ = UDP_SEEN.insert(&*flow, now, 0);
     rec.uid = current_uid();
     send(RecordKind::Network, super::bytes(rec));
 }
