@@ -3,9 +3,9 @@
 //!
 //! The guest boots the kernel that `cargo xtask setup` cached (Debian's cloud kernel, from
 //! apt) with a small initramfs: busybox, an init script and the modules it needs. The host's
-//! root filesystem is shared read-only over virtiofs (Debian's cloud kernel has no 9p) under
-//! a tmpfs overlay, with plain tmpfs over the directories the tests write to; init switches
-//! to it, brings loopback up and runs the command as root. Its output comes back on a second serial port, a line at a
+//! root filesystem is shared read-only over virtiofs (Debian's cloud kernel has no 9p): its
+//! directories bound on a tmpfs root, with tmpfs over the directories the tests write to;
+//! init switches to it, brings loopback up and runs the command as root. Its output comes back on a second serial port, a line at a
 //! time, and its exit status on a last marker line. qemu emulates the CPU (TCG): this
 //! machine's /dev/kvm cannot boot a standard kernel.
 //!
@@ -34,9 +34,9 @@ pub const BUSYBOX: &str = "/bin/busybox";
 const TAG: &str = "hostroot";
 /// Marks the line with the command's exit status on the output port.
 const EXIT_MARK: &str = "@@@sysmon-guest-exit ";
-/// Modules init loads (with what they depend on): virtiofs and its PCI transport, overlay
-/// for a writable root, `loop` for the raw-read test.
-const MODULES: &[&str] = &["virtio_pci", "virtiofs", "overlay", "loop"];
+/// Modules init loads (with what they depend on): virtiofs and its PCI transport, and
+/// `loop` for the raw-read test.
+const MODULES: &[&str] = &["virtio_pci", "virtiofs", "loop"];
 /// Directories the guest gets as empty tmpfs: what the tests, the agent and rsyslogd write.
 const TMPFS: &[&str] = &["/tmp", "/run", "/var/tmp", "/var/log"];
 
@@ -342,18 +342,28 @@ fn init_script(modules: &[String], keep: &[PathBuf]) -> String {
     for m in modules {
         s += &format!("insmod /modules/{m}.ko || fail insmod {m}\n");
     }
-    // The root is the host's, read-only, under a tmpfs overlay: a test may write anywhere
-    // (one writes in /), the host never changes. Where the tests write most, plain tmpfs.
+    // The root is a tmpfs holding the host's top-level directories, each bound read-only,
+    // and its symlinks (/bin -> usr/bin): a test may write in / itself, the host never
+    // changes, and every file the tests see is the host's own inode (an overlay would show
+    // other device numbers to stat than the kernel records, and the agent's hashes check
+    // those). /dev, /proc, /sys and the tmpfs directories are mounted apart.
     s += &format!(
-        "mkdir /lower /upper && mount -t virtiofs -o ro {TAG} /lower || fail mounting the host root\n\
-         mount -t tmpfs tmpfs /upper && mkdir /upper/data /upper/work\n\
-         mount -t overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work overlay /root \\\n\
-         || fail the overlay\n"
+        "mkdir /lower && mount -t virtiofs -o ro {TAG} /lower || fail mounting the host root\n\
+         mount -t tmpfs -o mode=0755 tmpfs /root || fail tmpfs /\n\
+         for e in /lower/* /lower/.[!.]*; do\n\
+         n=${{e#/lower/}}\n\
+         if [ ! -e $e ]; then continue\n\
+         elif [ -L $e ]; then ln -s $(readlink $e) /root/$n\n\
+         elif [ -d $e ]; then mkdir /root/$n\n\
+         case $n in dev|proc|sys|tmp|run) continue;; esac\n\
+         mount --bind $e /root/$n || fail bind $n\n\
+         else touch /root/$n && mount --bind $e /root/$n || fail bind $n\n\
+         fi\n\
+         done\n"
     );
     for t in TMPFS {
         s += &format!("mount -t tmpfs -o mode=1777 tmpfs /root{t} || fail tmpfs {t}\n");
     }
-    s += "ln -s /run /root/var/run 2>/dev/null\n";
     // What must stay visible under a tmpfs (the binaries of a CI clone in /tmp), from the host.
     for k in keep
         .iter()

@@ -22,64 +22,83 @@ use sysmon_tests::{
 
 const SERIES: &str = "6.1";
 
-/// (test file, test): each sensor at least once. Every agent start loads its programs under
-/// an emulated CPU, so the list stays short (see docs/kernels.md for the times).
-const TESTS: &[(&str, &str)] = &[
-    (
+/// What runs in the guest, in order: `sysmon -kernelcheck` first (every program verified by
+/// this kernel, the table printed), then each test, one or two for each sensor. Every agent
+/// start loads its programs under an emulated CPU, so the list stays short (docs/kernels.md
+/// has the times).
+const STEPS: &[Step] = &[
+    Step::KernelCheck,
+    Step::Test(
         "process",
         "five_hundred_execs_give_exactly_five_hundred_creates_and_terminates",
     ),
-    (
+    Step::Test(
         "process",
         "parent_fields_correlate_with_the_parents_own_event",
     ),
-    ("network", "tcp_connect_and_accept_over_ipv4_and_ipv6"),
-    (
+    Step::Test("network", "tcp_connect_and_accept_over_ipv4_and_ipv6"),
+    Step::Test(
         "network",
         "udp_send_and_receive_once_per_flow_over_ipv4_and_ipv6",
     ),
-    (
+    Step::Test(
         "dns",
         "dns_queries_through_glibc_and_raw_sockets_over_ipv4_and_ipv6",
     ),
-    (
+    Step::Test(
         "file",
         "file_create_once_per_created_file_and_never_for_an_existing_one",
     ),
-    (
+    Step::Test(
         "file",
         "file_delete_gives_the_absolute_path_however_the_name_was_passed",
     ),
-    ("file", "raw_access_read_of_a_block_device"),
-    (
+    Step::Test("file", "raw_access_read_of_a_block_device"),
+    Step::Test(
         "file_more",
         "file_create_time_only_when_a_file_is_given_an_earlier_modification_time",
     ),
-    (
+    Step::Test(
         "file_more",
         "pipe_created_once_and_connected_once_per_process",
     ),
-    (
+    Step::Test(
         "file_more",
         "file_executable_detected_when_a_regular_file_becomes_executable",
     ),
-    (
+    Step::Test(
         "process_access",
         "ptrace_attach_and_seize_give_process_access_and_a_failed_attach_none",
     ),
-    (
+    Step::Test(
         "process_access",
         "pokes_and_new_instruction_pointers_give_create_remote_thread",
     ),
-    (
+    Step::Test(
         "process_access",
         "memfd_and_deleted_file_execs_give_process_tampering_besides_process_create",
     ),
-    (
+    Step::Test(
         "image_load",
         "image_load_of_the_loader_libc_dlopen_preload_and_mprotect",
     ),
 ];
+
+#[derive(Clone, Copy)]
+enum Step {
+    KernelCheck,
+    /// (test file, test)
+    Test(&'static str, &'static str),
+}
+
+impl Step {
+    fn name(self) -> String {
+        match self {
+            Step::KernelCheck => "kernelcheck".into(),
+            Step::Test(file, test) => format!("{file}::{test}"),
+        }
+    }
+}
 
 /// A hung guest fails the run after this, its console shown; never a measure of speed.
 const TIMEOUT: Duration = Duration::from_secs(45 * 60);
@@ -92,9 +111,9 @@ const STATUS: &str = "@@@status ";
 
 fn main() {
     let args = Arguments::from_args();
-    let names: Vec<String> = TESTS
+    let names: Vec<String> = STEPS
         .iter()
-        .map(|(file, test)| format!("{SERIES}::{file}::{test}"))
+        .map(|step| format!("{SERIES}::{}", step.name()))
         .collect();
     let trials: Vec<Trial> = match gate() {
         Some(why) => names
@@ -102,7 +121,7 @@ fn main() {
             .map(|n| Trial::ignorable_test(n, move || Ok(Completion::ignored_with(why))))
             .collect(),
         None => {
-            let wanted: Vec<usize> = (0..TESTS.len())
+            let wanted: Vec<usize> = (0..STEPS.len())
                 .filter(|&i| {
                     let t = Trial::test(names[i].clone(), || Ok(()));
                     !args.list && !args.is_filtered_out(&t) && !args.is_ignored(&t)
@@ -139,7 +158,7 @@ fn gate() -> Option<&'static str> {
 
 type Results = HashMap<usize, Result<Completion, String>>;
 
-/// Boots the guest once, runs the tests `wanted` (indices into TESTS) in it, one binary run
+/// Boots the guest once, runs the steps `wanted` (indices into STEPS) in it, one binary run
 /// per test; the outcome of each.
 fn in_guest(wanted: &[usize]) -> Results {
     let all_fail = |why: String| wanted.iter().map(|&i| (i, Err(why.clone()))).collect();
@@ -167,15 +186,19 @@ fn in_guest(wanted: &[usize]) -> Results {
         package.display()
     );
     for &i in wanted {
-        let (file, test) = TESTS[i];
-        let Some(bin) = bins.get(file) else {
-            return all_fail(format!("no test binary for {file}"));
+        let command = match STEPS[i] {
+            Step::KernelCheck => "\"$SYSMON_BIN\" -nologo -kernelcheck".to_string(),
+            Step::Test(file, test) => {
+                let Some(bin) = bins.get(file) else {
+                    return all_fail(format!("no test binary for {file}"));
+                };
+                format!(
+                    "'{}' --exact {test} --test-threads=1 --color never",
+                    bin.display()
+                )
+            }
         };
-        script += &format!(
-            "echo '{START}{i}'\n'{}' --exact {test} --test-threads=1 --color never\n\
-             echo \"{STATUS}$?\"\n",
-            bin.display()
-        );
+        script += &format!("echo '{START}{i}'\n{command}\necho \"{STATUS}$?\"\n");
     }
     let mut keep = vec![package.parent().unwrap().to_path_buf()];
     keep.extend(sysmon.parent().map(Path::to_path_buf));
@@ -216,10 +239,25 @@ fn in_guest(wanted: &[usize]) -> Results {
     let mut results = Results::new();
     let chunks = per_test(&run.output);
     for &i in wanted {
-        let (_, test) = TESTS[i];
         let Some((output, status)) = chunks.get(&i) else {
             results.insert(i, Err(guest_died(&run, "before this test started")));
             continue;
+        };
+        let test = match STEPS[i] {
+            Step::KernelCheck => {
+                println!(
+                    "guest: sysmon -kernelcheck on {}:\n{output}",
+                    kernel.release
+                );
+                let r = match status {
+                    Some(0) => Ok(Completion::Completed),
+                    Some(s) => Err(format!("sysmon -kernelcheck exited with {s}:\n{output}")),
+                    None => Err(format!("{output}\n{}", guest_died(&run, "while it ran"))),
+                };
+                results.insert(i, r);
+                continue;
+            }
+            Step::Test(_, test) => test,
         };
         let r = match (outcome(output, test), status) {
             (Outcome::Passed, Some(0)) => Ok(Completion::Completed),
@@ -293,13 +331,10 @@ fn report_times(
         );
     }
     for (i, from, to) in times {
-        let (file, test) = TESTS[*i];
+        let name = STEPS[*i].name();
         match to {
-            Some(to) => println!(
-                "guest:   {:>6.1} s  {file}::{test}",
-                (*to - *from).as_secs_f64()
-            ),
-            None => println!("guest:          -  {file}::{test} (did not end)"),
+            Some(to) => println!("guest:   {:>6.1} s  {name}", (*to - *from).as_secs_f64()),
+            None => println!("guest:          -  {name} (did not end)"),
         }
     }
     println!("guest:   {:>6.1} s  in all", took.as_secs_f64());
@@ -319,7 +354,10 @@ fn test_binaries() -> anyhow::Result<HashMap<String, PathBuf>> {
     let me = std::env::current_exe()?;
     let deps = me.parent().unwrap();
     let mut found: HashMap<String, (std::time::SystemTime, PathBuf)> = HashMap::new();
-    for (file, _) in TESTS {
+    for file in STEPS.iter().filter_map(|s| match s {
+        Step::Test(file, _) => Some(file),
+        Step::KernelCheck => None,
+    }) {
         for entry in std::fs::read_dir(deps)? {
             let path = entry?.path();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
