@@ -340,14 +340,15 @@ fn report_times(
     println!("guest:   {:>6.1} s  in all", took.as_secs_f64());
 }
 
-/// The kernel test binaries by test file name: from `$SYSMON_GUEST_TESTS`
-/// (`name=path;…`, set by `cargo xtask test` from cargo's build messages), else the newest
+/// The kernel test binaries by test file name: from the file `$SYSMON_GUEST_TESTS` (lines
+/// `name path`, written by `cargo xtask test` from cargo's build messages), else the newest
 /// `<name>-<hash>` beside this binary (`cargo test --workspace` builds them all first).
 fn test_binaries() -> anyhow::Result<HashMap<String, PathBuf>> {
-    if let Ok(list) = std::env::var("SYSMON_GUEST_TESTS") {
+    if let Some(file) = std::env::var_os("SYSMON_GUEST_TESTS") {
+        let list = std::fs::read_to_string(&file)?;
         return Ok(list
-            .split(';')
-            .filter_map(|e| e.split_once('='))
+            .lines()
+            .filter_map(|l| l.split_once(' '))
             .map(|(n, p)| (n.to_string(), PathBuf::from(p)))
             .collect());
     }
