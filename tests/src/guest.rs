@@ -125,8 +125,15 @@ pub fn run(
     let socket = dir.0.join("fs.sock");
     let share = dir.0.join("share");
     fs::create_dir(&share)?;
-    let _fsd = Reaped(virtiofsd(&share, &socket, &dir.0.join("virtiofsd.log"))?);
-    crate::rsyslog::wait_for(|| socket.exists(), "virtiofsd's socket");
+    let fsd_log = dir.0.join("virtiofsd.log");
+    let mut fsd = Reaped(virtiofsd(&share, &socket, &fsd_log)?);
+    while !socket.exists() {
+        if let Some(status) = fsd.0.try_wait()? {
+            let log = fs::read_to_string(&fsd_log).unwrap_or_default();
+            bail!("virtiofsd exited ({status}): {log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut qemu = Reaped(
         Command::new(QEMU)
             .args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2"])
@@ -161,7 +168,11 @@ pub fn run(
     let mut timed_out = false;
     loop {
         let ended = qemu.0.try_wait()?.is_some();
-        for line in tail.lines(&output) {
+        let mut lines = tail.lines(&output);
+        if ended {
+            lines.extend(tail.rest());
+        }
+        for line in lines {
             match line.strip_prefix(EXIT_MARK) {
                 Some(code) => status = code.trim().parse().ok(),
                 None => on_line(&line),
@@ -227,6 +238,13 @@ impl Tail {
         let whole = whole.replace('\r', "");
         self.all.push_str(&whole);
         whole.lines().map(str::to_string).collect()
+    }
+
+    /// A last line without its newline, if any.
+    fn rest(&mut self) -> Option<String> {
+        let line = std::mem::take(&mut self.partial).replace('\r', "");
+        self.all.push_str(&line);
+        (!line.is_empty()).then_some(line)
     }
 }
 

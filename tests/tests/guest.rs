@@ -101,7 +101,7 @@ impl Step {
 }
 
 /// A hung guest fails the run after this, its console shown; never a measure of speed.
-const TIMEOUT: Duration = Duration::from_secs(45 * 60);
+const TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// The guard of the tests' own waits inside the guest (`SYSMON_WAIT_SECS`): loading the
 /// agent's programs takes about a minute under emulation.
 const GUEST_WAIT_SECS: u32 = 600;

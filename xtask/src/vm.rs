@@ -34,7 +34,7 @@ pub fn run(series: &str, command: &[String]) -> Result<()> {
     keep.extend(sysmon.parent().map(|p| p.to_path_buf()));
     let opts = guest::Options {
         keep,
-        timeout: Duration::from_secs(45 * 60),
+        timeout: Duration::from_secs(30 * 60),
     };
     eprintln!("vm: booting {} (emulated CPU: slow)", kernel.release);
     let start = Instant::now();
