@@ -3,6 +3,10 @@
 //! test `#[ignore]`d, so `cargo test` lists them as ignored (with the reason) and counts them
 //! in its summary instead of showing a silent `ok`. Under `CI=true` they are never ignored:
 //! a kernel test that cannot run there fails.
+//!
+//! The guest tests (tests/tests/guest.rs: the kernel tests inside another kernel under qemu)
+//! have their own gate, `cfg(no_guest)`: they also need qemu, virtiofsd, busybox and the
+//! cached kernel, not this machine's BTF.
 
 use std::path::Path;
 
@@ -30,6 +34,7 @@ fn main() {
             "cargo::warning=kernel tests are ignored here: {why} (with CI=true they fail instead)"
         );
     }
+    guest(ci, why);
     // Decide again when what was checked may have changed: another user (su, sudo), BTF,
     // rsyslogd installed or removed (a path that does not exist counts as changed, so while
     // rsyslogd is missing this runs on every build).
@@ -48,6 +53,36 @@ fn main() {
         &installed[..]
     };
     for p in watched {
+        println!("cargo::rerun-if-changed={p}");
+    }
+}
+
+/// Where tests/src/guest.rs looks (`guest::{QEMU, VIRTIOFSD, BUSYBOX, CACHE}`).
+const GUEST_NEEDS: &[(&str, &str)] = &[
+    ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
+    ("/usr/lib/qemu/virtiofsd", "qemu-system-x86"),
+    ("/bin/busybox", "busybox-static"),
+    ("/var/cache/sysmon-ebpf/kernels/6.1", "the 6.1 kernel"),
+];
+
+/// `cfg(no_guest)` with the reason in `SYSMON_NO_GUEST`, unless under CI.
+fn guest(ci: bool, kernel_why: Option<&str>) {
+    println!("cargo::rustc-check-cfg=cfg(no_guest)");
+    let missing = GUEST_NEEDS.iter().find(|(p, _)| !Path::new(p).exists());
+    let why = match (kernel_why, missing) {
+        // The guest kernel has its own BTF: this machine's is not needed.
+        (Some(w), _) if !w.starts_with("no BTF") => Some(w.to_string()),
+        (_, Some((path, what))) => Some(format!("no {path} (cargo xtask setup installs {what})")),
+        _ => None,
+    };
+    if let Some(why) = why.filter(|_| !ci) {
+        println!("cargo::rustc-cfg=no_guest");
+        println!("cargo::rustc-env=SYSMON_NO_GUEST=guest test: {why}");
+        println!(
+            "cargo::warning=guest tests are ignored here: {why} (with CI=true they fail instead)"
+        );
+    }
+    for (p, _) in GUEST_NEEDS {
         println!("cargo::rerun-if-changed={p}");
     }
 }

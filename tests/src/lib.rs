@@ -11,6 +11,8 @@
 pub mod agent;
 pub mod events;
 pub mod fs;
+pub mod guest;
+pub mod libtest;
 pub mod net;
 pub mod rsyslog;
 pub mod service;

@@ -54,10 +54,43 @@ pub fn all() -> Result<PathBuf> {
     run(cargo()
         .args(["build", "--release", "-p", "sysmon-agent"])
         .env("SYSMON_EBPF_OBJ", ebpf_object()))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    Ok(target_dir().join("release/sysmon"))
+}
+
+/// Builds every test binary of the workspace (release) without running them; writes
+/// `name path` for each integration test, a line each, from cargo's build messages, to a
+/// file it returns (for the guest tests: `SYSMON_GUEST_TESTS`).
+pub fn test_binaries() -> Result<PathBuf> {
+    let out = cargo()
+        .args(["test", "--workspace", "--release", "--no-run"])
+        .args(["--message-format", "json-render-diagnostics"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("building the tests failed");
+    }
+    let mut list = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let target = &msg["target"];
+        if let (Some(exe), Some(name)) = (msg["executable"].as_str(), target["name"].as_str())
+            && target["kind"][0] == "test"
+        {
+            list.push(format!("{name} {exe}\n"));
+        }
+    }
+    let file = target_dir().join("test-binaries");
+    std::fs::write(&file, list.concat())?;
+    Ok(file)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    Ok(target.join("release/sysmon"))
+        .unwrap_or_else(|| root().join("target"))
 }
 
 pub fn run(c: &mut Command) -> Result<()> {

@@ -6,11 +6,13 @@
 //! package     build, then the .deb and .rpm in target/package/
 //! test        setup, build, package, then every test (unit, golden, end-to-end against the kernel)
 //! bench       exec storms at several rates; the agent's CPU, events/s, losses, peak RSS
+//! vm          one command inside Debian's 6.1 kernel under qemu (the guest tests' guest)
 
 mod bench;
 mod build;
 mod package;
 mod setup;
+mod vm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -25,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install the nightly's rust-src, bpf-linker, cargo-deb, cargo-generate-rpm, rsyslog,
-    /// lintian and rpmlint when missing.
+    /// lintian, rpmlint, qemu, busybox-static and the guest tests' kernel when missing.
     Setup,
     /// Build the eBPF object and the agent (release).
     Build,
@@ -46,6 +48,16 @@ enum Cmd {
     },
     /// Exec storms at several rates, reporting the agent's cost.
     Bench(bench::Args),
+    /// Build, then boot a kernel under qemu (the host's root read-only) and run one command
+    /// in it as root: `cargo xtask vm -- target/release/sysmon -kernelcheck`.
+    Vm {
+        /// The kernel series (only 6.1 is set up).
+        #[arg(long, default_value = "6.1")]
+        kernel: String,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -71,13 +83,17 @@ fn main() -> Result<()> {
             // The package tests read target/package/.
             let bin = package::all()?;
             kernel_check(&bin);
+            // Every test binary, whatever `args` select: the guest tests run the others.
+            let tests = build::test_binaries()?;
             build::run(
                 build::cargo()
                     .args(["test", "--workspace", "--release"])
                     .args(args)
-                    .env("SYSMON_BIN", bin),
+                    .env("SYSMON_BIN", bin)
+                    .env("SYSMON_GUEST_TESTS", tests),
             )
         }
+        Cmd::Vm { kernel, command } => vm::run(&kernel, &command),
         Cmd::Bench(args) => {
             setup::all()?;
             // Another build's binary, to compare before and after with the same bench.

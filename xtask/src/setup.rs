@@ -1,8 +1,12 @@
 //! Installs what the build and the tests need, once: each step checks before it acts.
 
-use std::{path::PathBuf, process::Command};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::build::run;
 
@@ -11,7 +15,107 @@ pub fn all() -> Result<()> {
     bpf_linker()?;
     apt()?;
     rsyslog_relp()?;
-    packagers()
+    packagers()?;
+    guest()
+}
+
+/// What the guest tests need: qemu and its virtiofsd, a static busybox for the initramfs,
+/// and Debian 12's 6.1 kernel.
+pub fn guest() -> Result<()> {
+    use sysmon_tests::guest::{QEMU, VIRTIOFSD};
+    let busybox_static = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", "busybox-static"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"));
+    if !Path::new(QEMU).exists() || !Path::new(VIRTIOFSD).exists() || !busybox_static {
+        eprintln!("setup: installing qemu-system-x86 busybox-static");
+        apt_install(&["qemu-system-x86", "busybox-static"])?;
+    }
+    kernel("6.1", r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64$")
+}
+
+/// The newest cloud kernel of `series` that apt offers (`pattern`: its package names),
+/// unpacked into `guest::CACHE/<release>/` unless it is there; `CACHE/<series>` names it.
+fn kernel(series: &str, pattern: &str) -> Result<()> {
+    let offered = || -> Result<Vec<String>> {
+        let out = Command::new("apt-cache")
+            .args(["search", "--names-only", pattern])
+            .output()
+            .context("apt-cache")?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect())
+    };
+    let mut packages = offered()?;
+    if packages.is_empty() {
+        quiet(Command::new("apt-get").args(["update", "-qq"]))?;
+        packages = offered()?;
+    }
+    // linux-image-6.1.0-57-cloud-amd64: the newest is the highest ABI number (57).
+    let abi = |p: &String| -> u32 {
+        p.split('-')
+            .nth(3)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let Some(package) = packages.iter().max_by_key(|p| abi(p)) else {
+        bail!("apt offers no {pattern} (is Debian's archive in the apt sources?)");
+    };
+    let release = package.trim_start_matches("linux-image-").to_string();
+    let cache = Path::new(sysmon_tests::guest::CACHE);
+    let dir = cache.join(&release);
+    eprintln!(
+        "setup: guest kernel {release} (the newest {series} cloud kernel apt offers), in {}",
+        dir.display()
+    );
+    if !dir.exists() {
+        fs::create_dir_all(cache)?;
+        // Unpacked aside, then renamed: a half-unpacked kernel is never used.
+        let part = cache.join(format!(".{release}.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&part);
+        fs::create_dir_all(&part)?;
+        let ok = quiet(
+            Command::new("apt-get")
+                .args(["download", "-qq", "-o", "APT::Sandbox::User=root", package])
+                .current_dir(&part),
+        )?;
+        let deb = fs::read_dir(&part)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "deb"));
+        let Some(deb) = deb.filter(|_| ok) else {
+            bail!("apt-get download {package} failed");
+        };
+        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&part))?;
+        fs::remove_file(&deb)?;
+        // Another setup may have finished first: its copy is as good.
+        if fs::rename(&part, &dir).is_err() && dir.exists() {
+            fs::remove_dir_all(&part)?;
+        }
+    }
+    let pointer = cache.join(series);
+    if fs::read_to_string(&pointer).ok().as_deref() != Some(release.as_str()) {
+        fs::write(&pointer, &release)?;
+    }
+    Ok(())
+}
+
+fn quiet(c: &mut Command) -> Result<bool> {
+    Ok(c.env("DEBIAN_FRONTEND", "noninteractive")
+        .status()?
+        .success())
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    quiet(Command::new("apt-get").args(["update", "-qq"]))?;
+    if !quiet(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages),
+    )? {
+        bail!("apt-get install {} failed", packages.join(" "));
+    }
+    Ok(())
 }
 
 fn cargo_bin() -> PathBuf {
@@ -111,20 +215,7 @@ fn apt() -> Result<()> {
         return Ok(());
     }
     eprintln!("setup: installing {}", missing.join(" "));
-    let quiet = |c: &mut Command| {
-        c.env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map(|s| s.success())
-    };
-    quiet(Command::new("apt-get").args(["update", "-qq"]))?;
-    if !quiet(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&missing),
-    )? {
-        anyhow::bail!("apt-get install {} failed", missing.join(" "));
-    }
-    Ok(())
+    apt_install(&missing)
 }
 
 /// omrelp and imrelp, for the forwarding test with the shipped RELP configs.
