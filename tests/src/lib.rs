@@ -9,6 +9,7 @@
 //! binary built elsewhere).
 
 pub mod agent;
+pub mod dns;
 pub mod events;
 pub mod fs;
 pub mod net;
