@@ -146,10 +146,32 @@ pub fn record_with(
     config: Option<&str>,
     actions: impl FnOnce(&Path),
 ) -> (Vec<events::Event>, String) {
-    let s = Session::start(tag, config);
+    record_with_env(tag, config, &[], actions)
+}
+
+/// [`record_with`] with extra environment for the agent (test hooks).
+pub fn record_with_env(
+    tag: &str,
+    config: Option<&str>,
+    env: &[(&str, &str)],
+    actions: impl FnOnce(&Path),
+) -> (Vec<events::Event>, String) {
+    let s = Session::start_with_env(tag, config, env);
     actions(&s.dir.0);
     s.stop()
 }
+
+/// Whether the running kernel has the trace event `name` (any category). The agent mounts
+/// tracefs; a test asks once its agent has started.
+pub fn has_tracepoint(name: &str) -> bool {
+    std::fs::read_dir("/sys/kernel/tracing/events")
+        .map(|dirs| dirs.flatten().any(|d| d.path().join(name).is_dir()))
+        .unwrap_or(false)
+}
+
+/// The timestamp tracepoints (6.13+) through which the kernel side sees the inode of a
+/// call that names its file by path, and the test hook that pretends a kernel without them.
+pub const CTIME_TRACEPOINTS: &str = "ctime_ns_xchg,ctime_xchg_skip,inode_set_ctime_to_ts";
 
 /// user + system CPU seconds of a process so far.
 pub fn cpu_secs(pid: u32) -> f64 {
@@ -198,9 +220,10 @@ mod gate {
                 if test.contains("kernel_test(") {
                     kernel_tests += 1;
                     // A bench run by hand (`#[ignore]`) never passes silently either.
-                    let t = test.trim_start();
+                    // rustfmt may break a long attribute over lines: compared without them.
+                    let t: String = test.split_whitespace().collect();
                     assert!(
-                        t.starts_with("#[cfg_attr(no_kernel, ignore") || t.starts_with("#[ignore"),
+                        t.starts_with("#[cfg_attr(no_kernel,ignore") || t.starts_with("#[ignore"),
                         "{}: a kernel test without #[cfg_attr(no_kernel, ignore = …)]:{}",
                         path.display(),
                         test.lines().take(4).collect::<Vec<_>>().join("\n")

@@ -16,7 +16,7 @@ use sysmon_common::{RecordKind, access, drops, offsets::ABSENT};
 use super::{
     OBJECT, btf, compat, kallsyms,
     sensors::{
-        FAIL_ATTACH_HOOK, Gap, Point, SENSORS, check_required, describe, events_named, exists,
+        FAIL_ATTACH_HOOK, Found, Gap, Point, SENSORS, check_required, describe, events_named, find,
         gaps, hooked, last_lines, wanted,
     },
 };
@@ -97,10 +97,11 @@ impl Probes {
     /// the next call tries it again).
     pub fn set_active(&mut self, active: &[u16]) -> Result<()> {
         let mut failed = Vec::new();
-        for (i, (ids, name, point)) in SENSORS.iter().enumerate() {
+        for (i, s) in SENSORS.iter().enumerate() {
+            let (ids, name, point) = (s.events, s.program, &s.point);
             let on = wanted(i, active)
                 && !self.gaps.iter().any(|g| g.sensor == i && g.off)
-                && (self.compat || !compat::PROGRAMS.contains(name));
+                && (self.compat || !compat::PROGRAMS.contains(&name));
             let at = self.attached.iter().position(|(j, _)| *j == i);
             match (on, at) {
                 (true, None) => match attach(&mut self.ebpf, name, point) {
@@ -120,7 +121,11 @@ impl Probes {
                 _ => {}
             }
         }
-        if let Err(e) = recv_wants(&mut self.ebpf, active) {
+        let unnamed = self
+            .gaps
+            .iter()
+            .any(|g| g.off && SENSORS[g.sensor].program == "udp_recv");
+        if let Err(e) = recv_wants(&mut self.ebpf, active, unnamed) {
             failed.push(format!("{e:#}"));
         }
         if let Err(e) = set_word(&mut self.ebpf, "COMPAT_ON", compat::bits(active)) {
@@ -171,10 +176,14 @@ fn set_word(ebpf: &mut Ebpf, name: &str, value: u32) -> Result<()> {
         .with_context(|| format!("setting {name}"))
 }
 
-/// Tells the receive exit what to report (bits of `RECV_WANTS`, see probes/recv.rs).
-fn recv_wants(ebpf: &mut Ebpf, active: &[u16]) -> Result<()> {
-    let bits = u32::from(active.contains(&schema::NETWORK_CONNECT))
-        | u32::from(active.contains(&schema::DNS_QUERY)) << 1;
+/// Tells the receive exit what to report (bits of `RECV_WANTS`, see probes/recv.rs). While
+/// `sock_recv_length` is missing (`unnamed`), the receive probes also take the calls that
+/// pass no address buffer, which that tracepoint answers where it exists.
+fn recv_wants(ebpf: &mut Ebpf, active: &[u16], unnamed: bool) -> Result<()> {
+    let net = active.contains(&schema::NETWORK_CONNECT);
+    let bits = u32::from(net)
+        | u32::from(active.contains(&schema::DNS_QUERY)) << 1
+        | u32::from(net && unnamed) << 2;
     let map = ebpf.map_mut("RECV_WANTS").context("map RECV_WANTS")?;
     aya::maps::Array::<_, u32>::try_from(map)?
         .set(0, bits, 0)
@@ -190,7 +199,7 @@ pub fn open(opts: &Options) -> Result<(Ebpf, Vec<Gap>)> {
     let btf_path = opts.btf.unwrap_or(Path::new(btf::VMLINUX));
     let kernel = btf::inspect(btf_path)?;
     check_required(&kernel)?;
-    let gaps = gaps(exists);
+    let gaps = gaps(find);
     if let Some(line) = describe(&gaps) {
         eprintln!("sysmon: {line}");
     }
@@ -295,7 +304,7 @@ fn attach_each(ebpf: &mut Ebpf, name: &str, point: &Point, links: &mut Vec<Link>
                 tp.load().with_context(|| format!("verifying {name}"))?;
             }
             for &p in *points {
-                if exists(point, p) {
+                if find(point, p) == Found::Yes {
                     let link = tp
                         .attach("syscalls", target(p))
                         .with_context(|| format!("attaching {name} to syscalls/{p}"))?;
