@@ -17,8 +17,20 @@ pub mod granted {
     pub const VM_WRITE: u32 = 0x20;
 }
 
-/// Rate-limit kind of event 8 (event 10 uses its GrantedAccess value).
+/// Rate-limit kinds of event 8 (event 10 uses its GrantedAccess value): a write into the
+/// target's memory, and a change of its instruction pointer (SETREGS/SETREGSET). Apart, so
+/// that a write cannot take the once-a-second slot of the control-flow change that follows.
 pub const REMOTE_KIND: u32 = 0x8000_0008;
+pub const REMOTE_IP_KIND: u32 = 0x8000_0009;
+
+/// The rate-limit kind of a record's event 8, by its `flags`.
+pub const fn remote_kind(flags: u32) -> u32 {
+    if flags & flag::CONTROL != 0 {
+        REMOTE_IP_KIND
+    } else {
+        REMOTE_KIND
+    }
+}
 
 /// Where the access came from.
 pub mod via {
@@ -34,6 +46,9 @@ pub mod flag {
     pub const REMOTE: u32 = 1 << 0;
     /// `address` is the new instruction pointer (SETREGS/SETREGSET), else the written address.
     pub const NEW_IP: u32 = 1 << 1;
+    /// The event 8 is a control-flow change (SETREGS/SETREGSET), whether or not its new
+    /// instruction pointer could be read.
+    pub const CONTROL: u32 = 1 << 2;
 }
 
 /// Event ids the kernel side is asked to produce, bits of the `ACCESS_ON` map.

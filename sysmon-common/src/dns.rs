@@ -9,6 +9,16 @@ pub const DNS_PORT: u16 = 53;
 /// the question and the first answers of a bigger (EDNS) response.
 pub const DNS_MAX: usize = 512;
 
+/// A DNS message's fixed header; shorter datagrams are not sent.
+pub const DNS_HEADER: u64 = 12;
+
+/// DNS answers one process may send a second (past a burst of `DNS_BURST`); more are
+/// counted as drops (`drops::RATE`). The agent reports a name and type once a second per
+/// process, so a process past this is a busy resolver or a flood: one process cannot fill
+/// the ring buffer with DNS answers and push out other records.
+pub const DNS_PER_SEC: u64 = 1000;
+pub const DNS_BURST: u64 = 1000;
+
 /// A DNS answer as the receiving process got it. Fixed size (the ring buffer slot is
 /// reserved whole); `len` bytes of `data` are the message.
 #[repr(C)]

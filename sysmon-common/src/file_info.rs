@@ -42,6 +42,11 @@ pub mod state {
     pub const QUIET: u32 = 2;
     /// The state before the call was read at entry (the call named the file by descriptor).
     pub const OLD: u32 = 4;
+    /// The name could not be read at entry: it is read at the exit.
+    pub const UNREAD: u32 = 8;
+    /// FileCreateTime: the times could not be read at entry: `new_sec` holds their address,
+    /// `new_nsec` their layout, until the exit reads them.
+    pub const TIMES_UNREAD: u32 = 16;
 }
 
 #[cfg(feature = "user")]

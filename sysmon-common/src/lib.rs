@@ -5,7 +5,9 @@
 #![no_std]
 
 pub mod access;
+pub mod compat;
 pub mod dns;
+pub mod drops;
 pub mod file;
 pub mod file_info;
 pub mod net;

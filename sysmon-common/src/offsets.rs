@@ -89,6 +89,9 @@ offsets! {
     sb_s_dev => "super_block"."s_dev",
     mm_saved_auxv => "mm_struct"."saved_auxv",
     vma_vm_file => "vm_area_struct"."vm_file",
+    vma_vm_start => "vm_area_struct"."vm_start",
+    vma_vm_end => "vm_area_struct"."vm_end",
+    vma_vm_flags => "vm_area_struct"."vm_flags",
     inode_i_nlink => "inode"."i_nlink|__i_nlink",
     file_f_op => "file"."f_op",
     fops_open => "file_operations"."open",
@@ -96,6 +99,8 @@ offsets! {
     proc_inode_vfs_inode => "proc_inode"."vfs_inode",
     pid_tasks => "pid"."tasks",
     task_pid_links => "task_struct"."pid_links",
+    task_personality => "task_struct"."personality",
+    task_ti_status => "task_struct"."thread_info.status",
 }
 
 /// Members that some kernels lack; the programs treat them as unknown.
@@ -108,6 +113,8 @@ pub const OPTIONAL: &[&str] = &[
     // Only to name the target of a /proc/<pid>/mem open (internal to fs/proc).
     "proc_inode_pid",
     "proc_inode_vfs_inode",
+    // x86 only: where a task says it is in a 32-bit (compat) syscall.
+    "task_ti_status",
 ];
 
 #[cfg(feature = "user")]

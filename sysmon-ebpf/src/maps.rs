@@ -2,10 +2,10 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use sysmon_common::{
-    RecordKind,
+    RecordKind, drops,
     access::AccessKey,
     file::{FILE_TAIL_MAX, FileRecord},
     file_info::FileInfoRecord,
@@ -24,10 +24,11 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 #[map]
 pub static READER: Array<u32> = Array::with_max_entries(1, 0);
 
-/// Records lost in the kernel, per CPU and per record kind: no room in the ring buffer, or a
-/// probe that could not build one (`count_drop` at every such bail-out in `probes/`).
+/// Records lost in the kernel, per CPU, per cause and record kind (`drops::slot`): no room
+/// in the ring buffer or a probe that could not build one (`count_drop`), a full table of
+/// calls in flight or a rate limit (`count_lost`), at every such bail-out in `probes/`.
 #[map]
-pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(RecordKind::SLOTS, 0);
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::SLOTS, 0);
 
 /// Scratch space to build an exec record in. Too big for a per-CPU map (32 KiB limit), so
 /// an array indexed by CPU; the agent sizes it to the number of possible CPUs.
@@ -42,16 +43,22 @@ pub static PATH_SCRATCH: PerCpuArray<PathScratch> = PerCpuArray::with_max_entrie
 #[map]
 pub static FILE_SCRATCH: PerCpuArray<FileScratch> = PerCpuArray::with_max_entries(1, 0);
 
+// Tables of calls in flight (DELETES, ATTRS, ACCESS_CALLS, RECVS, IMAGE_CALLS, CONNECTS) are
+// plain hashes, not LRU: a full table refuses the insert, which is counted as a drop of its
+// kind (`drops::TABLE`), where an LRU would evict another thread's call without a trace.
+// Entries are removed at the call's exit, which the kernel runs for every call that
+// returns, one ended by a fatal signal too. The agent sizes them from the host (load.rs).
+
 /// Deletes in flight, by pid_tgid: the record is built at syscall entry, while the name
-/// still resolves, and sent at exit if the unlink succeeded. LRU, so entries of threads that
-/// never came back (killed in the call) age out.
+/// still resolves, and sent at exit if the unlink succeeded.
 #[map]
-pub static DELETES: LruHashMap<u64, FileScratch> = LruHashMap::with_max_entries(1024, 0);
+pub static DELETES: HashMap<u64, FileScratch> = HashMap::with_max_entries(1024, 0);
 
 /// TCP connects in progress, by socket address: who called connect() (the state change to
-/// ESTABLISHED comes later, from softirq, where the current task is anyone).
+/// ESTABLISHED comes later, from softirq, where the current task is anyone). Removed at
+/// ESTABLISHED or CLOSE, which every TCP socket reaches.
 #[map]
-pub static CONNECTS: LruHashMap<u64, ConnectOwner> = LruHashMap::with_max_entries(16384, 0);
+pub static CONNECTS: HashMap<u64, ConnectOwner> = HashMap::with_max_entries(16384, 0);
 
 /// UDP flows reported, with when (ns since boot): each is reported again only after
 /// `UDP_REPORT_NS`. LRU, so the least recent flows make room.
@@ -65,7 +72,7 @@ pub static INFO_SCRATCH: PerCpuArray<InfoScratch> = PerCpuArray::with_max_entrie
 /// Attribute changes (utimes, chmod) and mknods in flight, by pid_tgid: built at entry,
 /// completed when the kernel stamps the inode's ctime, sent at exit if the call succeeded.
 #[map]
-pub static ATTRS: LruHashMap<u64, InfoScratch> = LruHashMap::with_max_entries(1024, 0);
+pub static ATTRS: HashMap<u64, InfoScratch> = HashMap::with_max_entries(1024, 0);
 
 /// Last mode seen per file (dev << 32 ^ ino): at its creation, at an fchmod's entry, after
 /// each chmod. A path-based chmod can only learn the mode it replaced from here.
@@ -87,7 +94,7 @@ pub struct InfoScratch {
 /// to exit (the exit tracepoint has only the return value). Only calls that will give a
 /// record if they succeed are parked.
 #[map]
-pub static ACCESS_CALLS: LruHashMap<u64, AccessCall> = LruHashMap::with_max_entries(1024, 0);
+pub static ACCESS_CALLS: HashMap<u64, AccessCall> = HashMap::with_max_entries(1024, 0);
 
 /// When each (source, target, kind) was last reported (ns since boot): once a second.
 #[map]
@@ -98,7 +105,7 @@ pub static ACCESS_SEEN: LruHashMap<AccessKey, u64> = LruHashMap::with_max_entrie
 pub static ACCESS_ON: Array<u32> = Array::with_max_entries(1, 0);
 
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct AccessCall {
     pub via: u32,
     pub target: u32,
@@ -109,13 +116,20 @@ pub struct AccessCall {
     pub request: u64,
     pub addr: u64,
     pub data: u64,
+    /// `compat::abi`: how the caller's structs (iovec, registers) are laid out.
+    pub abi: u32,
+    pub _pad: u32,
 }
 
 /// UDP receives in flight, by pid_tgid: the caller's pointers, remembered at the entry of
-/// recvfrom/recvmsg/recvmmsg and read back at the exit. LRU, so entries of threads that never
-/// came back (killed in the call) age out.
+/// recvfrom/recvmsg/recvmmsg and read back at the exit.
 #[map]
-pub static RECVS: LruHashMap<u64, RecvArgs> = LruHashMap::with_max_entries(4096, 0);
+pub static RECVS: HashMap<u64, RecvArgs> = HashMap::with_max_entries(4096, 0);
+
+/// Per process (tgid): when its DNS rate lets the next answer through (ns since boot; see
+/// `within_rate` in `probes/recv.rs`). LRU: a process evicted starts again with a full burst.
+#[map]
+pub static DNS_RATE: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
 
 /// Where the receive exit works on one datagram (see `probes/recv.rs`).
 #[map]
@@ -128,6 +142,8 @@ pub struct RecvScratch {
     pub sk: u64,
     /// `RECV_WANTS` bits.
     pub wants: u64,
+    /// `compat::abi` of the call.
+    pub abi: u64,
     /// Where the kernel wrote the sender's address, and the room it had.
     pub name: u64,
     pub cap: u64,
@@ -149,16 +165,17 @@ pub static RECV_WANTS: Array<u32> = Array::with_max_entries(1, 0);
 
 /// A receive call's arguments; see `probes/recv.rs`.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct RecvArgs {
     /// `recv::RECVFROM`, `RECVMSG` or `RECVMMSG`.
     pub call: u32,
-    pub _pad: u32,
+    /// `compat::abi`: how the caller's `msghdr` and `iovec` are laid out.
+    pub abi: u32,
     /// The socket's `struct sock`.
     pub sk: u64,
     /// recvfrom: the data buffer; recvmsg: the `msghdr`; recvmmsg: the `mmsghdr` array.
     pub buf: u64,
-    /// recvfrom: the buffer's length.
+    /// recvfrom: the buffer's length; recvmmsg: the number of messages asked for.
     pub len: u64,
     /// recvfrom: `src_addr`.
     pub addr: u64,
@@ -187,12 +204,15 @@ pub struct ExecScratch {
     pub tail: [u8; EXEC_TAIL_MAX],
 }
 
-/// Sends `len` bytes of `data` to user space, counting a drop when there is no room.
+/// Sends `len` bytes of `data` to user space, counting a drop when there is no room; whether
+/// it was sent.
 #[inline(always)]
-pub fn send(kind: RecordKind, data: &[u8]) {
-    if EVENTS.output::<[u8]>(data, wake_flags()).is_err() {
+pub fn send(kind: RecordKind, data: &[u8]) -> bool {
+    let sent = EVENTS.output::<[u8]>(data, wake_flags()).is_ok();
+    if !sent {
         count_drop(kind);
     }
+    sent
 }
 
 /// Whether this record wakes the reader. A wake-up costs the kernel an irq_work (an IPI)
@@ -216,9 +236,16 @@ pub fn wake_flags() -> u64 {
     }
 }
 
+/// A `kind` record lost to a full ring buffer or one a probe could not build.
 #[inline(always)]
 pub fn count_drop(kind: RecordKind) {
-    if let Some(n) = DROPS.get_ptr_mut(kind as u32) {
+    count_lost(drops::RING, kind);
+}
+
+/// A `kind` record lost to `cause` (`drops::*`).
+#[inline(always)]
+pub fn count_lost(cause: u32, kind: RecordKind) {
+    if let Some(n) = DROPS.get_ptr_mut(drops::slot(cause, kind)) {
         // SAFETY: per-CPU slot, only this CPU writes it.
         unsafe { *n += 1 };
     }

@@ -11,7 +11,7 @@ use std::{
 use sysmon_tests::{
     Session, config_logging, cpu_secs,
     events::Event,
-    fs::{c, work_dir},
+    fs::{c, library, work_dir},
     kernel_test, record_with, unique,
 };
 
@@ -20,17 +20,6 @@ fn sha256(p: &Path) -> String {
     let out = Command::new("sha256sum").arg(p).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     format!("SHA256={}", text.split(' ').next().unwrap())
-}
-
-/// The real path of a shared library the dynamic loader knows by `soname`.
-fn library(soname: &str) -> PathBuf {
-    let out = Command::new("ldconfig").arg("-p").output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with(soname) && l.contains("x86-64"))
-        .unwrap_or_else(|| panic!("{soname} not in ldconfig -p"));
-    std::fs::canonicalize(line.rsplit("=> ").next().unwrap().trim()).unwrap()
 }
 
 /// The interpreter and libc a dynamically linked program loads, from ldd.

@@ -724,22 +724,20 @@ fn pokes_and_new_instruction_pointers_give_create_remote_thread() {
     let s = Session::start("remote-thread", Some(&all_on()));
     let t0 = now_ms();
     let landing_at = landing as *const () as u64;
-    // (label, what it does to an attached child, StartAddress, GrantedAccess of the event
-    // 10 besides the attach's)
     type Poke = fn(i32, u64);
-    let poke: Poke = |pid, _| {
+    fn poke(pid: i32, _: u64) {
         let rc = unsafe { libc::ptrace(libc::PTRACE_POKEDATA, pid, addr_of(&WORD), 0x77u64) };
         assert_eq!(rc, 0, "poke: {}", std::io::Error::last_os_error());
-    };
-    let setregs: Poke = |pid, ip| {
+    }
+    fn setregs(pid: i32, ip: u64) {
         let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
         unsafe {
             assert_eq!(libc::ptrace(libc::PTRACE_GETREGS, pid, NULL, &mut regs), 0);
             regs.rip = ip;
             assert_eq!(libc::ptrace(libc::PTRACE_SETREGS, pid, NULL, &regs), 0);
         }
-    };
-    let setregset: Poke = |pid, ip| {
+    }
+    fn setregset(pid: i32, ip: u64) {
         let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
         let mut iov = libc::iovec {
             iov_base: (&raw mut regs).cast(),
@@ -756,44 +754,81 @@ fn pokes_and_new_instruction_pointers_give_create_remote_thread() {
                 0
             );
         }
-    };
-    let cases: [(&str, Poke, u64, Option<&str>); 3] = [
-        ("PTRACE_POKEDATA", poke, addr_of(&WORD), Some("0x20")),
-        ("PTRACE_SETREGS", setregs, landing_at, None),
-        ("PTRACE_SETREGSET", setregset, landing_at, None),
+    }
+    // A write then, within the second, a new instruction pointer on the same target: two
+    // events 8, the write cannot take the slot of the control-flow change.
+    fn poke_then_setregs(pid: i32, ip: u64) {
+        poke(pid, ip);
+        setregs(pid, ip);
+    }
+    fn writev_then_setregset(pid: i32, ip: u64) {
+        let mut value = 0x99u64;
+        let local = libc::iovec {
+            iov_base: (&raw mut value).cast(),
+            iov_len: 8,
+        };
+        let remote = libc::iovec {
+            iov_base: addr_of(&WORD) as *mut libc::c_void,
+            iov_len: 8,
+        };
+        let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
+        assert_eq!(n, 8, "writev: {}", std::io::Error::last_os_error());
+        setregset(pid, ip);
+    }
+    let (word, land) = (addr_of(&WORD), landing_at);
+    // (label, what it does to an attached child, StartAddress of each event 8 in order,
+    // GrantedAccess of the events 10 besides the attach's)
+    let cases: [(&str, Poke, &[u64], &[&str]); 5] = [
+        ("PTRACE_POKEDATA", poke as Poke, &[word], &["0x20"]),
+        ("PTRACE_SETREGS", setregs, &[land], &[]),
+        ("PTRACE_SETREGSET", setregset, &[land], &[]),
+        (
+            "POKEDATA, then SETREGS",
+            poke_then_setregs,
+            &[word, land],
+            &["0x20"],
+        ),
+        (
+            "process_vm_writev, then SETREGSET",
+            writev_then_setregset,
+            &[word, land],
+            &["0x20"],
+        ),
     ];
     let children: Vec<Child> = cases.iter().map(|_| Child::spawn()).collect();
-    for ((_, f, ip, _), child) in cases.iter().zip(&children) {
+    for ((_, f, _, _), child) in cases.iter().zip(&children) {
         child.attach();
-        f(child.pid, *ip);
+        f(child.pid, landing_at);
     }
-    for child in &children {
-        wait_events(&s, 8, child.pid, 1);
+    for ((_, _, starts, _), child) in cases.iter().zip(&children) {
+        wait_events(&s, 8, child.pid, starts.len());
     }
     let t1 = now_ms();
     let me_pid = std::process::id() as i32;
     let my_guids = guids_of(me_pid);
     let (events, _) = s.stop();
-    for ((label, _, start, access), child) in cases.iter().zip(&children) {
+    for ((label, _, starts, access), child) in cases.iter().zip(&children) {
         let got = of_id(&events, 8, child.pid);
-        assert_eq!(got.len(), 1, "{label}: {got:?}");
-        check_remote(
-            got[0],
-            &Remote {
-                source: (me_pid, &my_guids),
-                target: (child.pid, &child.guids),
-                start: *start,
-                window: (t0, t1),
-            },
-            label,
-        );
+        assert_eq!(got.len(), starts.len(), "{label}: {got:#?}");
+        for (e, start) in got.iter().zip(starts.iter()) {
+            check_remote(
+                e,
+                &Remote {
+                    source: (me_pid, &my_guids),
+                    target: (child.pid, &child.guids),
+                    start: *start,
+                    window: (t0, t1),
+                },
+                label,
+            );
+        }
         let mut granted: Vec<&str> = of_id(&events, 10, child.pid)
             .iter()
             .map(|e| e.get("GrantedAccess").unwrap())
             .collect();
         granted.sort();
         let mut want = vec!["0x0"];
-        want.extend(access);
+        want.extend(access.iter());
         assert_eq!(granted, want, "{label}: events 10");
     }
     drop(children);

@@ -16,7 +16,7 @@ use std::{
 };
 
 use anyhow::Result;
-use sysmon_common::RecordKind;
+use sysmon_common::{RecordKind, drops};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -123,7 +123,12 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     pipeline.seed();
     pipeline.config_changed(&settings.config_label, settings.config_hash.as_deref());
     pipeline.service_state("Started");
-    for line in probes.missing().iter().chain(&refused) {
+    for line in probes
+        .missing()
+        .iter()
+        .chain(&refused)
+        .chain(&probes.uncovered())
+    {
         pipeline.error("KernelCheck", line);
     }
     pipeline.flush();
@@ -425,21 +430,32 @@ struct DropWatch {
 }
 
 impl DropWatch {
-    fn check(&mut self, totals: &[(sysmon_common::RecordKind, u64)]) -> Option<String> {
+    /// One clause per cause (`drops::*`) whose counts grew: `<why>: lost N <Kind> records, …`.
+    fn check(&mut self, totals: &[(u32, RecordKind, u64)]) -> Option<String> {
         self.seen.resize(totals.len(), 0);
-        let mut parts = Vec::new();
-        for (i, (kind, n)) in totals.iter().enumerate() {
+        let mut clauses: Vec<(u32, Vec<String>)> = Vec::new();
+        for (i, (cause, kind, n)) in totals.iter().enumerate() {
             if *n > self.seen[i] {
-                parts.push(format!("{} {:?} records", n - self.seen[i], kind));
+                let part = format!("{} {:?} records", n - self.seen[i], kind);
+                match clauses.iter_mut().find(|(c, _)| c == cause) {
+                    Some((_, parts)) => parts.push(part),
+                    None => clauses.push((*cause, vec![part])),
+                }
                 self.total += n - self.seen[i];
                 self.seen[i] = *n;
             }
         }
-        (!parts.is_empty()).then(|| {
-            format!(
-                "the kernel could not send (ring buffer full or record unreadable): lost {}",
-                parts.join(", ")
-            )
+        let why = |cause: u32| match cause {
+            drops::TABLE => "in-flight table full (more calls at once than it holds)",
+            drops::RATE => "over the per-process rate",
+            _ => "the kernel could not send (ring buffer full or record unreadable)",
+        };
+        (!clauses.is_empty()).then(|| {
+            clauses
+                .iter()
+                .map(|(cause, parts)| format!("{}: lost {}", why(*cause), parts.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
         })
     }
 }
@@ -447,23 +463,37 @@ impl DropWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sysmon_common::RecordKind::{Exec, Exit, Fork};
+    use sysmon_common::RecordKind::{Access, Dns, Exec, Exit, Fork};
 
     #[test]
-    fn drop_watch_reports_only_growth() {
+    fn drop_watch_reports_only_growth_by_cause() {
+        use drops::{RATE, RING, TABLE};
         let mut w = DropWatch::default();
-        assert_eq!(w.check(&[(Exec, 0), (Exit, 0), (Fork, 0)]), None);
-        let msg = w.check(&[(Exec, 5), (Exit, 0), (Fork, 2)]).unwrap();
-        assert!(
-            msg.contains("5 Exec records") && msg.contains("2 Fork records"),
-            "{msg}"
+        let at = |e, x, f, d| {
+            [
+                (RING, Exec, e),
+                (RING, Exit, x),
+                (RING, Fork, f),
+                (RATE, Dns, d),
+            ]
+        };
+        assert_eq!(w.check(&at(0, 0, 0, 0)), None);
+        assert_eq!(
+            w.check(&at(5, 0, 2, 0)).unwrap(),
+            "the kernel could not send (ring buffer full or record unreadable): lost 5 Exec \
+             records, 2 Fork records"
         );
-        assert_eq!(w.check(&[(Exec, 5), (Exit, 0), (Fork, 2)]), None);
-        assert!(
-            w.check(&[(Exec, 6), (Exit, 0), (Fork, 2)])
-                .unwrap()
-                .contains("1 Exec")
+        assert_eq!(w.check(&at(5, 0, 2, 0)), None);
+        assert_eq!(
+            w.check(&at(6, 0, 2, 900)).unwrap(),
+            "the kernel could not send (ring buffer full or record unreadable): lost 1 Exec \
+             records; over the per-process rate: lost 900 Dns records"
         );
-        assert_eq!(w.total, 8);
+        assert_eq!(w.total, 908);
+        let msg = DropWatch::default().check(&[(TABLE, Access, 3)]).unwrap();
+        assert_eq!(
+            msg,
+            "in-flight table full (more calls at once than it holds): lost 3 Access records"
+        );
     }
 }

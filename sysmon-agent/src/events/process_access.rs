@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, rc::Rc};
 
-use sysmon_common::access::{ACCESS_REPORT_NS, AccessRecord, NO_ACCESS, REMOTE_KIND, flag};
+use sysmon_common::access::{ACCESS_REPORT_NS, AccessRecord, NO_ACCESS, flag, remote_kind};
 
 use super::{Event, schema};
 use crate::enrich::{Enrich, clock, guid::Guid, procfs};
@@ -102,7 +102,10 @@ pub fn build(ev: &mut Event, rec: &AccessRecord, target: &Target, cx: &mut Enric
 /// Whether the record carries an event 8 that may go out (see [`AccessLimit`]).
 pub fn remote_due(rec: &AccessRecord, target: &Target, cx: &mut Enrich) -> bool {
     let h = rec.header;
-    rec.flags & flag::REMOTE != 0 && cx.access.admit(h.tgid, target.tgid, REMOTE_KIND, h.time_ns)
+    rec.flags & flag::REMOTE != 0
+        && cx
+            .access
+            .admit(h.tgid, target.tgid, remote_kind(rec.flags), h.time_ns)
 }
 
 /// ProcessGuid and image of the acting process.
@@ -149,5 +152,18 @@ mod tests {
         assert!(l.admit(1, 2, 0x20, 7 * s));
         assert_eq!(l.seen.len(), 1, "swept");
         assert!(!l.admit(1, 2, 0x20, 7 * s + 10));
+    }
+
+    #[test]
+    fn a_write_does_not_take_the_slot_of_a_new_instruction_pointer() {
+        use sysmon_common::access::{REMOTE_IP_KIND, REMOTE_KIND};
+        let mut l = AccessLimit::default();
+        let write = remote_kind(flag::REMOTE);
+        let control = remote_kind(flag::REMOTE | flag::CONTROL);
+        assert_eq!((write, control), (REMOTE_KIND, REMOTE_IP_KIND));
+        assert!(l.admit(1, 2, write, 10));
+        assert!(l.admit(1, 2, control, 11), "SETREGS after POKEDATA");
+        assert!(!l.admit(1, 2, write, 12));
+        assert!(!l.admit(1, 2, control, 13));
     }
 }

@@ -11,10 +11,10 @@ use aya::{
         trace_point::TracePointLinkId,
     },
 };
-use sysmon_common::{RecordKind, access, offsets::ABSENT};
+use sysmon_common::{RecordKind, access, drops, offsets::ABSENT};
 
 use super::{
-    OBJECT, btf, kallsyms,
+    OBJECT, btf, compat, kallsyms,
     sensors::{
         FAIL_ATTACH_HOOK, Found, Gap, Point, SENSORS, check_required, describe, events_named, find,
         gaps, hooked, last_lines, wanted,
@@ -32,12 +32,20 @@ const RING_PER_CPU: u32 = 2 * 1024 * 1024;
 const RING_MIN: u32 = 8 * 1024 * 1024;
 const RING_MAX: u32 = 64 * 1024 * 1024;
 
-/// Unlink calls that can be in progress at once (threads inside unlink/unlinkat); beyond
-/// that a delete is counted as dropped.
-const DELETES_IN_FLIGHT: u32 = 1024;
+/// Tables of calls in flight (a thread inside a receive, ptrace, mmap... call whose record
+/// is made at its exit) hold one entry per thread in such a call, so they are sized by the
+/// threads the host can have: the smaller of `kernel.pid_max` and `kernel.threads-max`,
+/// within these bounds (an entry of the small tables takes about 120 bytes of kernel
+/// memory, 32 768 of them 4 MiB). Past the bound a call is not watched and its possible
+/// record is counted as a drop (event 255 `KernelDrops`, "in-flight table full").
+const IN_FLIGHT_MIN: u32 = 1024;
+const IN_FLIGHT_MAX: u32 = 32768;
+/// The tables whose entries hold a whole record with its path (8 KiB each: unlink, and the
+/// chmod / utimes / mknod family) are bounded lower.
+const IN_FLIGHT_PATHS_MAX: u32 = 1024;
 
-/// Size of the network maps: TCP connects between SYN_SENT and ESTABLISHED, UDP flows
-/// reported in the last 30 minutes. Both are LRU: the oldest entries make room.
+/// Size of the network maps: TCP connects between SYN_SENT and ESTABLISHED (a full table is
+/// counted as drops), UDP flows reported in the last 30 minutes (LRU: the oldest make room).
 const FLOWS: u32 = 16384;
 
 const TRACEFS: &str = "/sys/kernel/tracing";
@@ -65,9 +73,6 @@ pub struct Options<'a> {
     pub active: &'a [u16],
 }
 
-/// In-flight receives (threads inside recvfrom/recvmsg/recvmmsg on a UDP socket).
-const RECVS_IN_FLIGHT: u32 = 4096;
-
 /// One attachment of an optional program, so it can be detached again.
 enum Link {
     Tp(TracePointLinkId),
@@ -82,6 +87,8 @@ pub struct Probes {
     attached: Vec<(usize, Vec<Link>)>,
     /// What this kernel lacks, found before loading.
     gaps: Vec<Gap>,
+    /// The kernel runs 32-bit (ia32) syscalls: the compat programs have work.
+    compat: bool,
 }
 
 impl Probes {
@@ -92,7 +99,9 @@ impl Probes {
         let mut failed = Vec::new();
         for (i, s) in SENSORS.iter().enumerate() {
             let (ids, name, point) = (s.events, s.program, &s.point);
-            let on = wanted(i, active) && !self.gaps.iter().any(|g| g.sensor == i && g.off);
+            let on = wanted(i, active)
+                && !self.gaps.iter().any(|g| g.sensor == i && g.off)
+                && (self.compat || !compat::PROGRAMS.contains(&name));
             let at = self.attached.iter().position(|(j, _)| *j == i);
             match (on, at) {
                 (true, None) => match attach(&mut self.ebpf, name, point) {
@@ -117,6 +126,9 @@ impl Probes {
             .iter()
             .any(|g| g.off && SENSORS[g.sensor].program == "udp_recv");
         if let Err(e) = recv_wants(&mut self.ebpf, active, unnamed) {
+            failed.push(format!("{e:#}"));
+        }
+        if let Err(e) = set_word(&mut self.ebpf, "COMPAT_ON", compat::bits(active)) {
             failed.push(format!("{e:#}"));
         }
         let mut access_on = 0;
@@ -149,6 +161,19 @@ impl Probes {
     pub fn missing(&self) -> Option<String> {
         describe(&self.gaps)
     }
+
+    /// One line on the 32-bit syscalls this machine runs that no program sees, if any.
+    pub fn uncovered(&self) -> Option<String> {
+        compat::uncovered()
+    }
+}
+
+/// Sets slot 0 of the array map `name`.
+fn set_word(ebpf: &mut Ebpf, name: &str, value: u32) -> Result<()> {
+    let map = ebpf.map_mut(name).with_context(|| format!("map {name}"))?;
+    Array::<_, u32>::try_from(map)?
+        .set(0, value, 0)
+        .with_context(|| format!("setting {name}"))
 }
 
 /// Tells the receive exit what to report (bits of `RECV_WANTS`, see probes/recv.rs). While
@@ -193,6 +218,8 @@ pub fn open(opts: &Options) -> Result<(Ebpf, Vec<Gap>)> {
     // Direct loads of kernel structs need the verifier to know them: only with the
     // running kernel's own BTF (see `kernel_btf` in sysmon-ebpf).
     let kernel_btf = u32::from(btf_path == Path::new(btf::VMLINUX));
+    let in_flight = in_flight()?;
+    let in_flight_paths = in_flight.min(IN_FLIGHT_PATHS_MAX);
 
     // Maps are sized for every kind, so that a reload can turn any of them on.
     let ebpf = EbpfLoader::new()
@@ -203,10 +230,13 @@ pub fn open(opts: &Options) -> Result<(Ebpf, Vec<Gap>)> {
         .override_global("KERNEL_BTF", &kernel_btf, true)
         .map_max_entries("EXEC_SCRATCH", cpus)
         .map_max_entries("EVENTS", ring_bytes(cpus)?)
-        .map_max_entries("DELETES", DELETES_IN_FLIGHT)
+        .map_max_entries("DELETES", in_flight_paths)
+        .map_max_entries("ATTRS", in_flight_paths)
         .map_max_entries("CONNECTS", FLOWS)
         .map_max_entries("UDP_SEEN", FLOWS)
-        .map_max_entries("RECVS", RECVS_IN_FLIGHT)
+        .map_max_entries("RECVS", in_flight)
+        .map_max_entries("ACCESS_CALLS", in_flight)
+        .map_max_entries("IMAGE_CALLS", in_flight)
         .load(OBJECT)
         .context("loading the eBPF object into the kernel (is BPF enabled and are we root?)")?;
     Ok((ebpf, gaps))
@@ -230,6 +260,7 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         ebpf,
         attached: Vec::new(),
         gaps,
+        compat: compat::ia32_on(),
     };
     let refused = probes.set_active(opts.active).err().map(|e| {
         let line = format!("this kernel refused probes: not recorded: {e:#}");
@@ -305,16 +336,16 @@ fn detach(ebpf: &mut Ebpf, name: &str, links: Vec<Link>) -> Result<()> {
     Ok(())
 }
 
-/// Records dropped in the kernel so far, per kind, summed over CPUs.
-pub fn drop_totals(drops: &PerCpuArray<MapData, u64>) -> Vec<(RecordKind, u64)> {
-    RecordKind::ALL
-        .iter()
-        .map(|k| {
-            let n = drops
-                .get(&(*k as u32), 0)
+/// Records dropped in the kernel so far, per cause (`drops::*`) and kind, summed over CPUs.
+pub fn drop_totals(map: &PerCpuArray<MapData, u64>) -> Vec<(u32, RecordKind, u64)> {
+    (0..drops::CAUSES)
+        .flat_map(|cause| RecordKind::ALL.iter().map(move |k| (cause, *k)))
+        .map(|(cause, k)| {
+            let n = map
+                .get(&drops::slot(cause, k), 0)
                 .map(|v| v.iter().sum())
                 .unwrap_or(0);
-            (*k, n)
+            (cause, k, n)
         })
         .collect()
 }
@@ -343,6 +374,33 @@ fn attach_tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<()> 
     tp.attach(category, name)
         .with_context(|| format!("attaching {category}/{name}"))?;
     Ok(())
+}
+
+/// Test hook: the size of every table of calls in flight (tests make it small to fill it).
+pub const IN_FLIGHT_HOOK: &str = "SYSMON_TEST_IN_FLIGHT";
+
+/// Entries of the tables of calls in flight: `$SYSMON_TEST_IN_FLIGHT`, else sized by the
+/// threads the host can have (see `IN_FLIGHT_MIN`).
+fn in_flight() -> Result<u32> {
+    if let Ok(v) = std::env::var(IN_FLIGHT_HOOK) {
+        return match v.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => bail!("{IN_FLIGHT_HOOK}={v}: must be a number of entries, at least 1"),
+        };
+    }
+    let read = |p: &str| fs::read_to_string(p).ok()?.trim().parse::<u32>().ok();
+    let threads = [
+        read("/proc/sys/kernel/pid_max"),
+        read("/proc/sys/kernel/threads-max"),
+    ];
+    Ok(in_flight_for(threads.into_iter().flatten().min()))
+}
+
+/// The tables' size for a host that can have `threads` threads (unknown: the largest).
+fn in_flight_for(threads: Option<u32>) -> u32 {
+    threads
+        .unwrap_or(IN_FLIGHT_MAX)
+        .clamp(IN_FLIGHT_MIN, IN_FLIGHT_MAX)
 }
 
 /// `$SYSMON_RING_BYTES` (tests use a small ring to force drops), else sized by CPUs.
@@ -412,6 +470,21 @@ fn mount_if_missing(fstype: &str, target: &str, probe: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_flight_tables_follow_the_threads_within_their_bounds() {
+        // (threads the host can have, entries)
+        for (threads, entries) in [
+            (None, 32768),
+            (Some(0), 1024),
+            (Some(100), 1024),
+            (Some(4096), 4096),
+            (Some(32768), 32768),
+            (Some(4_194_304), 32768),
+        ] {
+            assert_eq!(in_flight_for(threads), entries, "{threads:?}");
+        }
+    }
 
     #[test]
     fn the_ring_grows_with_cpus_within_its_bounds() {

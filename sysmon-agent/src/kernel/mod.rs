@@ -3,6 +3,7 @@
 
 pub mod btf;
 pub mod check;
+pub mod compat;
 pub mod kallsyms;
 pub mod load;
 pub mod record;

@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 
 use anyhow::{Result, bail};
 
-use super::btf;
+use super::{btf, compat};
 use crate::events::schema;
 
 /// Where an optional program attaches.
@@ -218,7 +218,7 @@ pub const SENSORS: &[Sensor] = &[
     ),
     Sensor::new(
         &[schema::IMAGE_LOAD],
-        "attr_exit",
+        "image_exit",
         Point::Syscalls(&[
             "sys_exit_mmap",
             "sys_exit_mprotect",
@@ -280,6 +280,15 @@ pub const SENSORS: &[Sensor] = &[
         "recv_exit",
         Point::Syscalls(&["sys_exit_recvfrom", "sys_exit_recvmsg", "sys_exit_recvmmsg"]),
     ),
+    // 32-bit syscalls, which have no syscall tracepoints of their own: where the kernel
+    // runs them (see compat.rs).
+    Sensor::new(
+        compat::ENTER_EVENTS,
+        "compat_enter",
+        Point::Raw("sys_enter"),
+    )
+    .without(COMPAT_WITHOUT),
+    Sensor::new(compat::EXIT_EVENTS, "compat_exit", Point::Raw("sys_exit")).without(COMPAT_WITHOUT),
 ];
 
 /// The timestamp tracepoints (6.13+) give the inode of a call that names its file by path
@@ -288,6 +297,9 @@ pub const SENSORS: &[Sensor] = &[
 const ATTR_CHANGED_WITHOUT: &str = "FileCreateTime (event 2) of a file named by path; \
     FileExecutableDetected (event 29) of a chmod by path is judged by user space from the file \
     after the call";
+
+/// Without the compat programs only 32-bit syscalls go unseen.
+const COMPAT_WITHOUT: &str = "the events of 32-bit syscalls (int $0x80, 32-bit processes)";
 
 const PTRACE_ENTER: Point = Point::Syscalls(&["sys_enter_ptrace"]);
 const PTRACE_EXIT: Point = Point::Syscalls(&["sys_exit_ptrace"]);
@@ -574,13 +586,43 @@ mod tests {
         assert_eq!(describe(&gaps(find)), None);
     }
 
+    /// The programs attached for `active`, without the compat ones (see the next test).
     fn attached(active: &[u16]) -> Vec<&'static str> {
         let mut v: Vec<_> = (0..SENSORS.len())
             .filter(|i| wanted(*i, active))
             .map(|i| SENSORS[i].program)
+            .filter(|n| !compat::PROGRAMS.contains(n))
             .collect();
         v.sort();
         v
+    }
+
+    /// Every event a syscall program serves is served for 32-bit syscalls too: at the exit,
+    /// and at the entry when a program at a syscall's entry serves it (but ImageLoad, whose
+    /// 32-bit mappings are read at the exit alone).
+    #[test]
+    fn the_compat_programs_serve_every_event_of_the_syscall_programs() {
+        let (mut enter, mut exit) = (Vec::new(), Vec::new());
+        for s in SENSORS {
+            if let Point::Syscalls(points) = &s.point {
+                exit.extend_from_slice(s.events);
+                if points.iter().any(|p| p.starts_with("sys_enter_")) {
+                    enter.extend(s.events.iter().filter(|id| **id != schema::IMAGE_LOAD));
+                }
+            }
+        }
+        for (want, got) in [(enter, compat::ENTER_EVENTS), (exit, compat::EXIT_EVENTS)] {
+            let (mut want, mut got) = (want, got.to_vec());
+            want.sort();
+            want.dedup();
+            got.sort();
+            assert_eq!(got, want);
+        }
+        // Nothing but those events attaches them.
+        let compat: Vec<_> = (0..SENSORS.len())
+            .filter(|i| wanted(*i, &[schema::PROCESS_CREATE, schema::PROCESS_TAMPERING]))
+            .collect();
+        assert!(compat.is_empty());
     }
 
     #[test]

@@ -15,8 +15,10 @@ use aya_ebpf::{
 };
 use sysmon_common::{
     RecordKind,
+    compat::abi,
+    drops,
     access::{
-        ACCESS_REPORT_NS, AccessKey, AccessRecord, NO_ACCESS, REMOTE_KIND, flag, granted, on,
+        ACCESS_REPORT_NS, AccessKey, AccessRecord, NO_ACCESS, flag, granted, on, remote_kind,
         ptrace, via,
     },
     offsets::ABSENT,
@@ -25,7 +27,7 @@ use sysmon_common::{
 use super::file::{enter_arg, exit_ret};
 use crate::{
     kernel::{Ptr, current_uid, file_of_fd, off, proc_mem_open, read, read_ptr, user_regs_ip},
-    maps::{ACCESS_CALLS, ACCESS_ON, ACCESS_SEEN, AccessCall, count_drop, send},
+    maps::{ACCESS_CALLS, ACCESS_ON, ACCESS_SEEN, AccessCall, count_lost, send},
 };
 
 /// `FMODE_READ` and `FMODE_WRITE` of `file->f_mode`.
@@ -34,62 +36,105 @@ const FMODE_WRITE: u32 = 2;
 
 #[tracepoint]
 pub fn ptrace_enter(ctx: TracePointContext) -> u32 {
-    let request = enter_arg(&ctx, 0);
+    let arg = |n| enter_arg(&ctx, n);
+    ptrace_call([arg(0), arg(1), arg(2), arg(3)], abi::NATIVE);
+    0
+}
+
+/// ptrace(request, pid, addr, data) entered, its structs laid out as `abi` says.
+#[inline(always)]
+pub fn ptrace_call(args: [u64; 4], abi: u32) {
+    let [request, pid, addr, data] = args;
+    const WRITE: u32 = flag::REMOTE;
+    const CONTROL: u32 = flag::REMOTE | flag::CONTROL;
     let (access, remote) = match request {
-        ptrace::ATTACH | ptrace::SEIZE => (granted::ATTACH, false),
-        ptrace::PEEKTEXT | ptrace::PEEKDATA | ptrace::PEEKUSR => (granted::VM_READ, false),
-        ptrace::POKETEXT | ptrace::POKEDATA | ptrace::POKEUSR => (granted::VM_WRITE, true),
-        ptrace::SETREGS => (NO_ACCESS, true),
-        ptrace::SETREGSET if enter_arg(&ctx, 2) == ptrace::NT_PRSTATUS => (NO_ACCESS, true),
-        _ => return 0,
+        ptrace::ATTACH | ptrace::SEIZE => (granted::ATTACH, 0),
+        ptrace::PEEKTEXT | ptrace::PEEKDATA | ptrace::PEEKUSR => (granted::VM_READ, 0),
+        ptrace::POKETEXT | ptrace::POKEDATA | ptrace::POKEUSR => (granted::VM_WRITE, WRITE),
+        ptrace::SETREGS => (NO_ACCESS, CONTROL),
+        ptrace::SETREGSET if addr == ptrace::NT_PRSTATUS => (NO_ACCESS, CONTROL),
+        _ => return,
     };
     park(
-        via::PTRACE,
-        enter_arg(&ctx, 1) as u32,
-        access,
+        AccessCall {
+            via: via::PTRACE,
+            target: pid as u32,
+            access,
+            flags: remote,
+            request,
+            addr,
+            data,
+            abi,
+            _pad: 0,
+        },
         remote,
-        request,
-        enter_arg(&ctx, 2),
-        enter_arg(&ctx, 3),
     );
-    0
 }
 
 #[tracepoint]
 pub fn ptrace_exit(ctx: TracePointContext) -> u32 {
-    finish(exit_ret(&ctx) == 0);
+    ptrace_done(exit_ret(&ctx));
     0
+}
+
+#[inline(always)]
+pub fn ptrace_done(ret: i64) {
+    finish(ret == 0);
 }
 
 /// process_vm_readv(pid, local_iov, liovcnt, remote_iov, riovcnt, flags).
 #[tracepoint]
 pub fn vm_readv_enter(ctx: TracePointContext) -> u32 {
-    let pid = enter_arg(&ctx, 0) as u32;
-    park(via::VM_READV, pid, granted::VM_READ, false, 0, 0, 0);
+    vm_readv(enter_arg(&ctx, 0));
     0
+}
+
+#[inline(always)]
+pub fn vm_readv(pid: u64) {
+    park(
+        AccessCall {
+            via: via::VM_READV,
+            target: pid as u32,
+            access: granted::VM_READ,
+            ..AccessCall::default()
+        },
+        0,
+    );
 }
 
 /// process_vm_writev: the remote iovec is kept to report the written address.
 #[tracepoint]
 pub fn vm_writev_enter(ctx: TracePointContext) -> u32 {
-    let pid = enter_arg(&ctx, 0) as u32;
-    park(
-        via::VM_WRITEV,
-        pid,
-        granted::VM_WRITE,
-        true,
-        0,
-        enter_arg(&ctx, 3),
-        0,
-    );
+    vm_writev(enter_arg(&ctx, 0), enter_arg(&ctx, 3), abi::NATIVE);
     0
+}
+
+#[inline(always)]
+pub fn vm_writev(pid: u64, remote_iov: u64, abi: u32) {
+    park(
+        AccessCall {
+            via: via::VM_WRITEV,
+            target: pid as u32,
+            access: granted::VM_WRITE,
+            flags: flag::REMOTE,
+            addr: remote_iov,
+            abi,
+            ..AccessCall::default()
+        },
+        flag::REMOTE,
+    );
 }
 
 /// Exit of both: success is at least one byte moved.
 #[tracepoint]
 pub fn vm_rw_exit(ctx: TracePointContext) -> u32 {
-    finish(exit_ret(&ctx) > 0);
+    vm_done(exit_ret(&ctx));
     0
+}
+
+#[inline(always)]
+pub fn vm_done(ret: i64) {
+    finish(ret > 0);
 }
 
 /// Exits of open/openat/openat2: a /proc/<pid>/mem file of another process. Recognised by
@@ -97,37 +142,43 @@ pub fn vm_rw_exit(ctx: TracePointContext) -> u32 {
 /// pointer compare, no path or name work on the millions of other opens.
 #[tracepoint]
 pub fn proc_mem_exit(ctx: TracePointContext) -> u32 {
-    let fd = exit_ret(&ctx);
+    proc_mem_opened(exit_ret(&ctx));
+    0
+}
+
+/// An open returned `fd`.
+#[inline(always)]
+pub fn proc_mem_opened(fd: i64) {
     if fd < 0 || wanted() & on::ACCESS == 0 {
-        return 0;
+        return;
     }
     let mem_open = proc_mem_open();
     if mem_open == 0 {
-        return 0;
+        return;
     }
     let file = file_of_fd(fd as u64);
     let fops = read_ptr(file, off!(file_f_op));
     if read::<u64>(fops, off!(fops_open)) != mem_open {
-        return 0;
+        return;
     }
     // The task behind the file: proc_inode->pid->tasks[PIDTYPE_PID].first is the
     // task's pid_links[PIDTYPE_PID].
     let inode = read_ptr(file, off!(file_f_inode));
     let (vfs_inode, links) = (off!(proc_inode_vfs_inode), off!(task_pid_links));
     if vfs_inode == ABSENT || links == ABSENT {
-        return 0;
+        return;
     }
     let pid = read_ptr(inode.wrapping_sub(vfs_inode as usize), off!(proc_inode_pid));
     let node = read_ptr(pid, off!(pid_tasks));
     if node.is_null() {
-        return 0;
+        return;
     }
     let task = node.wrapping_sub(links as usize);
     let tgid: u32 = read(task, off!(task_tgid));
     let tid: u32 = read(task, off!(task_pid));
     let me = (bpf_get_current_pid_tgid() >> 32) as u32;
     if tgid == 0 || tgid == me {
-        return 0;
+        return;
     }
     let mode: u32 = read(file, off!(file_f_mode));
     let mut access = 0;
@@ -144,7 +195,7 @@ pub fn proc_mem_exit(ctx: TracePointContext) -> u32 {
     };
     let now = unsafe { bpf_ktime_get_boot_ns() };
     if !due(&key, now) {
-        return 0;
+        return;
     }
     mark(&key, now);
     emit(AccessRecord {
@@ -157,7 +208,6 @@ pub fn proc_mem_exit(ctx: TracePointContext) -> u32 {
         flags: 0,
         address: 0,
     });
-    0
 }
 
 /// The `access::on` bits the agent set.
@@ -167,37 +217,30 @@ fn wanted() -> u32 {
 }
 
 /// Parks a call that would give a record: the events the configuration wants whose
-/// once-a-second slot is free. The slot is taken only at exit, if the call succeeded.
+/// once-a-second slot is free. `remote`: the event 8 `flag` bits the call would carry. The
+/// slot is taken only at exit, if the call succeeded.
 #[inline(always)]
-fn park(via: u32, target: u32, access: u32, remote: bool, request: u64, addr: u64, data: u64) {
+fn park(mut call: AccessCall, remote: u32) {
     let id = bpf_get_current_pid_tgid();
     let me = (id >> 32) as u32;
+    let target = call.target;
     if target == 0 || target == me {
         return;
     }
     let on = wanted();
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    let access =
-        if access != NO_ACCESS && on & on::ACCESS != 0 && due(&key(me, target, access), now) {
-            access
-        } else {
-            NO_ACCESS
-        };
-    let remote = remote && on & on::REMOTE != 0 && due(&key(me, target, REMOTE_KIND), now);
-    if access == NO_ACCESS && !remote {
+    let access = call.access;
+    if access == NO_ACCESS || on & on::ACCESS == 0 || !due(&key(me, target, access), now) {
+        call.access = NO_ACCESS;
+    }
+    if remote == 0 || on & on::REMOTE == 0 || !due(&key(me, target, remote_kind(remote)), now) {
+        call.flags = 0;
+    }
+    if call.access == NO_ACCESS && call.flags == 0 {
         return;
     }
-    let call = AccessCall {
-        via,
-        target,
-        access,
-        flags: if remote { flag::REMOTE } else { 0 },
-        request,
-        addr,
-        data,
-    };
     if ACCESS_CALLS.insert(id, call, 0).is_err() {
-        count_drop(RecordKind::Access);
+        count_lost(drops::TABLE, RecordKind::Access);
     }
 }
 
@@ -221,7 +264,7 @@ fn finish(ok: bool) {
     let mut flags = call.flags;
     let mut address = 0;
     if flags & flag::REMOTE != 0 {
-        mark(&key(me, call.target, REMOTE_KIND), now);
+        mark(&key(me, call.target, remote_kind(flags)), now);
         (address, flags) = start_address(&call, flags);
     }
     emit(AccessRecord {
@@ -236,25 +279,46 @@ fn finish(ok: bool) {
     });
 }
 
+/// `sizeof(struct user_regs_struct32)` and where its `eip` is: the register set of a 32-bit
+/// task (SETREGSET into one), and what SETREGS takes in a 32-bit call.
+const USER_REGS32: u64 = 68;
+const USER_REGS32_IP: usize = 48;
+
 /// Event 8's StartAddress: the new instruction pointer for SETREGS/SETREGSET (read from the
 /// caller's register buffer, which the kernel has just copied), else the written address.
 #[inline(always)]
 fn start_address(call: &AccessCall, flags: u32) -> (u64, u32) {
+    let ia32 = call.abi == abi::IA32;
+    // A pointer or a length in the caller's memory.
+    let word = |at: u64| -> u64 {
+        if ia32 {
+            read_user::<u32>(at as Ptr) as u64
+        } else {
+            read_user::<u64>(at as Ptr)
+        }
+    };
     let ip_at = user_regs_ip();
     match (call.via, call.request) {
-        (via::VM_WRITEV, _) => {
-            // The first remote iovec's base.
-            (read_user::<u64>(call.addr as Ptr), flags)
-        }
+        // The first remote iovec's base.
+        (via::VM_WRITEV, _) => (word(call.addr), flags),
+        (via::PTRACE, ptrace::SETREGS) if ia32 => (
+            read_user::<u32>((call.data as Ptr).wrapping_add(USER_REGS32_IP)) as u64,
+            flags | flag::NEW_IP,
+        ),
         (via::PTRACE, ptrace::SETREGS) if ip_at != ABSENT => (
             read_user::<u64>((call.data as Ptr).wrapping_add(ip_at as usize)),
             flags | flag::NEW_IP,
         ),
-        (via::PTRACE, ptrace::SETREGSET) if ip_at != ABSENT => {
-            // data is a struct iovec { base, len } holding the registers.
-            let base = read_user::<u64>(call.data as Ptr);
-            let len = read_user::<u64>((call.data as Ptr).wrapping_add(8));
-            if len < ip_at as u64 + 8 {
+        (via::PTRACE, ptrace::SETREGSET) => {
+            // data is a struct iovec { base, len } holding the registers, laid out as the
+            // target's: a 32-bit task's set is exactly USER_REGS32 bytes.
+            let base = word(call.data);
+            let len = word(call.data + if ia32 { 4 } else { 8 });
+            if len == USER_REGS32 {
+                let ip = read_user::<u32>((base as Ptr).wrapping_add(USER_REGS32_IP));
+                return (ip as u64, flags | flag::NEW_IP);
+            }
+            if ip_at == ABSENT || len < ip_at as u64 + 8 {
                 return (0, flags);
             }
             (
@@ -262,7 +326,7 @@ fn start_address(call: &AccessCall, flags: u32) -> (u64, u32) {
                 flags | flag::NEW_IP,
             )
         }
-        (via::PTRACE, ptrace::SETREGS | ptrace::SETREGSET) => (0, flags),
+        (via::PTRACE, ptrace::SETREGS) => (0, flags),
         _ => (call.addr, flags),
     }
 }

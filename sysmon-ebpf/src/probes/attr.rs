@@ -12,15 +12,18 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use sysmon_common::{
-    RecordKind,
+    RecordKind, drops,
     file::{FileRecord, S_IFMT},
     file_info::{FileInfoRecord, S_IFREG, S_IXUGO, state},
 };
 
-use super::file::exit_ret;
+use super::{
+    file::{NameRead, exit_ret, name_path_read, read_name_again, remember_name},
+    file_time::times_again,
+};
 use crate::{
     kernel::{Ptr, current_uid, off, read, read_ptr},
-    maps::{ATTRS, INFO_SCRATCH, InfoScratch, MODES, count_drop, send},
+    maps::{ATTRS, INFO_SCRATCH, InfoScratch, MODES, count_drop, count_lost, send},
 };
 
 /// The per-CPU scratch record, zeroed fixed part.
@@ -44,8 +47,27 @@ pub fn park(kind: RecordKind, s: &mut InfoScratch, flags: u32, dir_len: usize, n
         name_len: name_len as u32,
     };
     if ATTRS.insert(bpf_get_current_pid_tgid(), s, 0).is_err() {
-        count_drop(kind);
+        count_lost(drops::TABLE, kind);
     }
+}
+
+/// Parks the call on the name at `name` (relative to `dfd` when it is not absolute) with the
+/// record `s` built so far. A name that cannot be read yet (in a page not faulted in, which
+/// the call itself faults in: the call may succeed) is read again at the exit.
+#[inline(always)]
+pub fn park_name(kind: RecordKind, s: &mut InfoScratch, dfd: i32, name: Ptr) {
+    let (flags, dir_len, read) = name_path_read(dfd, name, s.tail.as_mut_ptr());
+    let name_len = match read {
+        NameRead::Read(n) => n,
+        // The call fails (ENOENT).
+        NameRead::Empty => return,
+        NameRead::Unreadable => {
+            remember_name(s.tail.as_mut_ptr(), name);
+            s.rec.state |= state::UNREAD;
+            0
+        }
+    };
+    park(kind, s, flags, dir_len, name_len);
 }
 
 /// The identity and state of the inode at `inode` into `rec`; the modification time into
@@ -98,49 +120,57 @@ pub fn attr_changed(ctx: RawTracePointContext) -> i32 {
 /// to report.
 #[tracepoint]
 pub fn attr_exit(ctx: TracePointContext) -> u32 {
+    attr_done(exit_ret(&ctx));
+    0
+}
+
+/// A parked call returned `ret`.
+#[inline(always)]
+pub fn attr_done(ret: i64) {
     let id = bpf_get_current_pid_tgid();
-    let Some(p) = ATTRS.get_ptr(id) else {
-        return 0;
+    let Some(p) = ATTRS.get_ptr_mut(id) else {
+        return;
     };
-    let s = unsafe { &*p };
+    // SAFETY: this thread's entry, which only this thread's calls write.
+    let s = unsafe { &mut *p };
+    if ret == 0 && s.rec.state & state::UNREAD != 0 {
+        read_name_again(&mut s.rec.file, s.tail.as_mut_ptr(), size_of::<FileInfoRecord>());
+    }
+    let times_read =
+        s.rec.state & state::TIMES_UNREAD == 0 || (ret == 0 && times_again(&mut s.rec));
     let r = &s.rec;
     let kind = r.file.header.kind;
-    let ret = exit_ret(&ctx);
-    // mmap returns an address; errors are -4095..-1 for every call.
-    let report = if kind == RecordKind::ImageLoad as u32 {
-        !(-4095..0).contains(&ret)
-    } else {
-        ret == 0
-            && if kind == RecordKind::PipeCreate as u32 {
-                true
-            } else if kind == RecordKind::FileCreateTime as u32 {
-                r.state & (state::SEEN | state::OLD) != 0
-                    && (r.new_sec < r.old_sec
-                        || (r.new_sec == r.old_sec && r.new_nsec < r.old_nsec))
-            } else {
-                // Seen changing, or (fchmod) decided at entry. A chmod by path not seen
-                // changing (a kernel before 6.13 has no timestamp tracepoints, or the
-                // filesystem stamps no ctime through them) goes to user space, which looks
-                // at the file itself.
-                r.state & state::QUIET == 0
-            }
-    };
+    let report = ret == 0
+        && times_read
+        && if kind == RecordKind::PipeCreate as u32 {
+            true
+        } else if kind == RecordKind::FileCreateTime as u32 {
+            r.state & (state::SEEN | state::OLD) != 0
+                && (r.new_sec < r.old_sec || (r.new_sec == r.old_sec && r.new_nsec < r.old_nsec))
+        } else {
+            // Seen changing, or (fchmod) decided at entry. A chmod by path not seen
+            // changing (a kernel before 6.13 has no timestamp tracepoints, or the
+            // filesystem stamps no ctime through them) goes to user space, which looks at
+            // the file itself.
+            r.state & state::QUIET == 0
+        };
     if report {
         let total = r.file.header.len as usize;
+        let unread = r.state & state::UNREAD != 0 && r.file.name_len == 0;
+        let kind = if kind == RecordKind::PipeCreate as u32 {
+            RecordKind::PipeCreate
+        } else if kind == RecordKind::FileCreateTime as u32 {
+            RecordKind::FileCreateTime
+        } else {
+            RecordKind::FileExecutable
+        };
         let all = super::bytes(s);
-        if total <= all.len() {
-            let kind = if kind == RecordKind::PipeCreate as u32 {
-                RecordKind::PipeCreate
-            } else if kind == RecordKind::ImageLoad as u32 {
-                RecordKind::ImageLoad
-            } else if kind == RecordKind::FileCreateTime as u32 {
-                RecordKind::FileCreateTime
-            } else {
-                RecordKind::FileExecutable
-            };
+        if total <= all.len() && !unread {
             send(kind, &all[..total]);
+        } else {
+            // The call did it and its name cannot be read even now.
+            count_drop(kind);
         }
     }
     let _ = ATTRS.remove(id);
-    0
 }

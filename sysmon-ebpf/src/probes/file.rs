@@ -4,7 +4,11 @@ use aya_ebpf::{
     helpers::generated::{bpf_probe_read_user, bpf_probe_read_user_str},
     programs::TracePointContext,
 };
-use sysmon_common::{PATH_MAX, RecordKind, file::FileRecord, truncated};
+use sysmon_common::{
+    PATH_MAX, RecordKind,
+    file::{FILE_TAIL_MAX, FileRecord},
+    truncated,
+};
 
 use crate::{
     kernel::{Ptr, current_task, current_uid, file_of_fd, off, read_ptr},
@@ -56,18 +60,6 @@ pub fn send_file_path(kind: RecordKind, file: Ptr) {
     }
 }
 
-/// Writes to `tail` (2 * PATH_MAX bytes of room) the path of `name` as a `*at` call was passed
-/// it: for a relative name, first the cwd or the directory fd's path (rebuilt in the kernel),
-/// then the name itself. Returns (`truncated` flags, dir length, name length), `None` when
-/// the name cannot be read (a bad pointer fails the call too) or is empty.
-#[inline(always)]
-pub fn name_path(dfd: i32, name: Ptr, tail: *mut u8) -> Option<(u32, usize, usize)> {
-    match name_path_read(dfd, name, tail) {
-        (flags, dir_len, NameRead::Read(name_len)) => Some((flags, dir_len, name_len)),
-        _ => None,
-    }
-}
-
 /// What reading a syscall's path argument gave.
 pub enum NameRead {
     /// Its length, without the NUL.
@@ -78,7 +70,9 @@ pub enum NameRead {
     Unreadable,
 }
 
-/// [`name_path`], telling an empty name from an unreadable one.
+/// Writes to `tail` (2 * PATH_MAX bytes of room) the path of `name` as a `*at` call was passed
+/// it: for a relative name, first the cwd or the directory fd's path (rebuilt in the kernel),
+/// then the name itself. Returns (`truncated` flags, dir length, what reading the name gave).
 #[inline(always)]
 pub fn name_path_read(dfd: i32, name: Ptr, tail: *mut u8) -> (u32, usize, NameRead) {
     let mut first = 0u8;
@@ -124,6 +118,48 @@ pub fn name_path_read(dfd: i32, name: Ptr, tail: *mut u8) -> (u32, usize, NameRe
         _ => NameRead::Unreadable,
     };
     (flags, dir_len, read)
+}
+
+/// Where a parked record whose name could not be read at entry keeps the name's address: the
+/// end of the tail, past any directory part (at most PATH_MAX - 1 bytes).
+const NAME_PTR_AT: usize = FILE_TAIL_MAX - 8;
+
+/// Keeps `name`'s address in `tail` (2 * PATH_MAX bytes), for [`read_name_again`].
+#[inline(always)]
+pub fn remember_name(tail: *mut u8, name: Ptr) {
+    // SAFETY: NAME_PTR_AT + 8 is within the tail's FILE_TAIL_MAX bytes.
+    unsafe { (tail.wrapping_add(NAME_PTR_AT) as *mut u64).write_unaligned(name as u64) };
+}
+
+/// At the exit of a call parked without its name (unreadable at entry: a page not yet
+/// faulted in, which the call itself faulted in since): reads the name kept by
+/// [`remember_name`] into `tail` after the directory part, completing `rec` (whose fixed
+/// part, header included, is `fixed` bytes). `name_len` stays 0 when it still cannot be read.
+#[inline(always)]
+pub fn read_name_again(rec: &mut FileRecord, tail: *mut u8, fixed: usize) {
+    // SAFETY: written by `remember_name` at entry.
+    let name = unsafe { (tail.wrapping_add(NAME_PTR_AT) as *const u64).read_unaligned() };
+    // Unread at entry, the name was taken for relative and the directory part built: an
+    // absolute name has none.
+    let mut first = 0u8;
+    unsafe { bpf_probe_read_user(&raw mut first as *mut _, 1, name as *const _) };
+    if first == b'/' {
+        rec.dir_len = 0;
+        rec.flags = 0;
+    }
+    let dir_len = rec.dir_len as usize & (PATH_MAX - 1);
+    let got = unsafe {
+        bpf_probe_read_user_str(
+            tail.wrapping_add(dir_len) as *mut _,
+            PATH_MAX as u32,
+            name as *const _,
+        )
+    };
+    if got > 1 {
+        let name_len = (got as usize - 1) & (PATH_MAX - 1);
+        rec.name_len = name_len as u32;
+        rec.header.len = (fixed + dir_len + name_len) as u32;
+    }
 }
 
 /// Writes the path of `file` (rebuilt from its dentry) to `tail`; returns (flags, length).

@@ -10,14 +10,19 @@ use crate::kernel::{file_of_fd, off, read};
 
 #[tracepoint]
 pub fn file_create(ctx: TracePointContext) -> u32 {
-    let fd = exit_ret(&ctx);
+    opened(exit_ret(&ctx));
+    0
+}
+
+/// An open returned `fd`.
+#[inline(always)]
+pub fn opened(fd: i64) {
     if fd < 0 {
-        return 0;
+        return;
     }
     let file = file_of_fd(fd as u64);
     let mode: u32 = read(file, off!(file_f_mode));
     if mode & FMODE_CREATED != 0 {
         send_file_path(RecordKind::FileCreate, file);
     }
-    0
 }

@@ -3,50 +3,61 @@
 //! directory fd's path when the name is relative), parked by pid_tgid, and sent at exit only
 //! when the call returned 0.
 
-use aya_ebpf::{
-    helpers::{
-        bpf_get_current_pid_tgid,
-        generated::{bpf_probe_read_user, bpf_probe_read_user_str},
-    },
-    macros::tracepoint,
-    programs::TracePointContext,
-};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext};
 use sysmon_common::{
-    PATH_MAX, RecordKind,
-    file::{AT_REMOVEDIR, FILE_TAIL_MAX, FileRecord},
+    RecordKind, drops,
+    file::{AT_REMOVEDIR, FileRecord},
 };
 
-use super::file::{AT_FDCWD, NameRead, enter_arg, exit_ret, name_path_read};
+use super::file::{
+    AT_FDCWD, NameRead, enter_arg, exit_ret, name_path_read, read_name_again, remember_name,
+};
 use crate::{
     kernel::{Ptr, current_uid},
-    maps::{DELETES, FILE_SCRATCH, FileScratch, count_drop, send},
+    maps::{DELETES, FILE_SCRATCH, count_drop, count_lost, send},
 };
 
 #[tracepoint]
 pub fn unlink_enter(ctx: TracePointContext) -> u32 {
-    enter(AT_FDCWD, enter_arg(&ctx, 0) as Ptr);
+    unlink(AT_FDCWD, enter_arg(&ctx, 0) as Ptr, 0);
     0
 }
 
 #[tracepoint]
 pub fn unlinkat_enter(ctx: TracePointContext) -> u32 {
-    if enter_arg(&ctx, 2) & AT_REMOVEDIR == 0 {
-        enter(enter_arg(&ctx, 0) as i32, enter_arg(&ctx, 1) as Ptr);
-    }
+    unlink(
+        enter_arg(&ctx, 0) as i32,
+        enter_arg(&ctx, 1) as Ptr,
+        enter_arg(&ctx, 2),
+    );
     0
+}
+
+/// unlinkat(dfd, name, flags) entered (unlink: `AT_FDCWD`, 0).
+#[inline(always)]
+pub fn unlink(dfd: i32, name: Ptr, flags: u64) {
+    if flags & AT_REMOVEDIR == 0 {
+        enter(dfd, name);
+    }
 }
 
 /// Exit of both unlink and unlinkat.
 #[tracepoint]
 pub fn unlink_exit(ctx: TracePointContext) -> u32 {
+    unlink_done(exit_ret(&ctx));
+    0
+}
+
+#[inline(always)]
+pub fn unlink_done(ret: i64) {
     let id = bpf_get_current_pid_tgid();
     let Some(parked) = DELETES.get_ptr_mut(id) else {
-        return 0;
+        return;
     };
-    if exit_ret(&ctx) == 0 {
+    if ret == 0 {
         let s = unsafe { &mut *parked };
         if s.rec.name_len == 0 {
-            read_name_again(s);
+            read_name_again(&mut s.rec, s.tail.as_mut_ptr(), size_of::<FileRecord>());
         }
         let total = s.rec.header.len as usize;
         let all = super::bytes(s);
@@ -59,40 +70,6 @@ pub fn unlink_exit(ctx: TracePointContext) -> u32 {
         }
     }
     let _ = DELETES.remove(id);
-    0
-}
-
-/// Where a parked record whose name could not be read keeps the name's address: the end of
-/// the tail, past any directory part (at most PATH_MAX - 1 bytes).
-const NAME_PTR_AT: usize = FILE_TAIL_MAX - 8;
-
-/// Reads the name of a parked record whose name was unreadable at entry: the kernel has
-/// copied it during the call, so its page is in now.
-#[inline(always)]
-fn read_name_again(s: &mut FileScratch) {
-    let name =
-        unsafe { (s.tail.as_ptr().wrapping_add(NAME_PTR_AT) as *const u64).read_unaligned() };
-    // Unread at entry, the name was taken for relative and the directory part built: an
-    // absolute name has none.
-    let mut first = 0u8;
-    unsafe { bpf_probe_read_user(&raw mut first as *mut _, 1, name as *const _) };
-    if first == b'/' {
-        s.rec.dir_len = 0;
-        s.rec.flags = 0;
-    }
-    let dir_len = s.rec.dir_len as usize & (PATH_MAX - 1);
-    let got = unsafe {
-        bpf_probe_read_user_str(
-            s.tail.as_mut_ptr().wrapping_add(dir_len) as *mut _,
-            PATH_MAX as u32,
-            name as *const _,
-        )
-    };
-    if got > 1 {
-        let name_len = (got as usize - 1) & (PATH_MAX - 1);
-        s.rec.name_len = name_len as u32;
-        s.rec.header.len = (core::mem::size_of::<FileRecord>() + dir_len + name_len) as u32;
-    }
 }
 
 #[inline(always)]
@@ -110,10 +87,7 @@ fn enter(dfd: i32, name: Ptr) {
         NameRead::Read(n) => n,
         NameRead::Empty => return,
         NameRead::Unreadable => {
-            unsafe {
-                (s.tail.as_mut_ptr().wrapping_add(NAME_PTR_AT) as *mut u64)
-                    .write_unaligned(name as u64)
-            };
+            remember_name(s.tail.as_mut_ptr(), name);
             0
         }
     };
@@ -126,6 +100,6 @@ fn enter(dfd: i32, name: Ptr) {
         name_len: name_len as u32,
     };
     if DELETES.insert(bpf_get_current_pid_tgid(), s, 0).is_err() {
-        count_drop(RecordKind::FileDelete);
+        count_lost(drops::TABLE, RecordKind::FileDelete);
     }
 }

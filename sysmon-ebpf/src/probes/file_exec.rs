@@ -14,12 +14,12 @@ use sysmon_common::{
 };
 
 use super::{
-    attr::{mode_key, park, read_inode, scratch},
-    file::{AT_FDCWD, enter_arg, exit_ret, file_path, name_path},
+    attr::{mode_key, park, park_name, read_inode, scratch},
+    file::{AT_FDCWD, enter_arg, exit_ret, file_path},
 };
 use crate::{
     kernel::{Ptr, file_of_fd, off, read, read_ptr},
-    maps::{MODES, send},
+    maps::{MODES, count_drop, send},
 };
 
 #[tracepoint]
@@ -41,68 +41,81 @@ pub fn fchmodat_enter(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn fchmod_enter(ctx: TracePointContext) -> u32 {
-    if enter_arg(&ctx, 1) as u32 & S_IXUGO == 0 {
-        return 0;
+    fchmod(enter_arg(&ctx, 0), enter_arg(&ctx, 1));
+    0
+}
+
+/// fchmod(fd, mode) entered.
+#[inline(always)]
+pub fn fchmod(fd: u64, mode: u64) {
+    if mode as u32 & S_IXUGO == 0 {
+        return;
     }
-    let file = file_of_fd(enter_arg(&ctx, 0));
+    let file = file_of_fd(fd);
     if file.is_null() {
-        return 0;
+        return;
     }
     let Some(s) = scratch() else {
-        return 0;
+        count_drop(RecordKind::FileExecutable);
+        return;
     };
     // The mode it replaces: nothing to report for a file that is not regular or already
     // executable. Known here, so the exit can decide even without `attr_changed`.
     read_inode(&mut s.rec, read_ptr(file, off!(file_f_inode)));
     let _ = MODES.insert(mode_key(&s.rec), s.rec.mode, 0);
     if s.rec.mode as u16 & S_IFMT != S_IFREG || s.rec.mode & S_IXUGO != 0 {
-        return 0;
+        return;
     }
     s.rec.state = state::OLD;
     let (flags, len) = file_path(file, s.tail.as_mut_ptr());
     park(RecordKind::FileExecutable, s, flags, len, 0);
-    0
 }
 
+/// fchmodat(dfd, name, mode) entered (chmod: `AT_FDCWD`).
 #[inline(always)]
-fn by_name(dfd: i32, name: Ptr, mode: u64) {
+pub fn by_name(dfd: i32, name: Ptr, mode: u64) {
     // A mode without an execute bit cannot make anything executable.
     if mode as u32 & S_IXUGO == 0 {
         return;
     }
     let Some(s) = scratch() else {
+        count_drop(RecordKind::FileExecutable);
         return;
     };
-    if let Some((flags, dir_len, name_len)) = name_path(dfd, name, s.tail.as_mut_ptr()) {
-        park(RecordKind::FileExecutable, s, flags, dir_len, name_len);
-    }
+    park_name(RecordKind::FileExecutable, s, dfd, name);
 }
 
 /// Exits of creat, open, openat and openat2: a regular file created with an execute bit.
 /// Every created regular file's mode goes to `MODES`, for a later chmod.
 #[tracepoint]
 pub fn exec_created(ctx: TracePointContext) -> u32 {
-    let fd = exit_ret(&ctx);
+    opened(exit_ret(&ctx));
+    0
+}
+
+/// An open returned `fd`.
+#[inline(always)]
+pub fn opened(fd: i64) {
     if fd < 0 {
-        return 0;
+        return;
     }
     let file = file_of_fd(fd as u64);
     let fmode: u32 = read(file, off!(file_f_mode));
     if fmode & FMODE_CREATED == 0 {
-        return 0;
+        return;
     }
     let inode = read_ptr(file, off!(file_f_inode));
     let mode: u16 = read(inode, off!(inode_i_mode));
     if mode & S_IFMT != S_IFREG {
-        return 0;
+        return;
     }
     let Some(s) = scratch() else {
-        return 0;
+        return;
     };
     read_inode(&mut s.rec, inode);
     let _ = MODES.insert(mode_key(&s.rec), s.rec.mode, 0);
     if s.rec.mode & S_IXUGO == 0 {
-        return 0;
+        return;
     }
     let (flags, len) = file_path(file, s.tail.as_mut_ptr());
     let total = core::mem::size_of::<sysmon_common::file_info::FileInfoRecord>() + len;
@@ -117,5 +130,4 @@ pub fn exec_created(ctx: TracePointContext) -> u32 {
     if total <= all.len() {
         send(RecordKind::FileExecutable, &all[..total]);
     }
-    0
 }

@@ -2,6 +2,7 @@
 
 mod access;
 mod attr;
+mod compat;
 mod exec;
 mod exit;
 mod file;

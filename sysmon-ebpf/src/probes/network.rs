@@ -9,14 +9,14 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use sysmon_common::{
-    RecordKind,
+    RecordKind, drops,
     net::{AF_INET, AF_INET6, IPPROTO_TCP, NetRecord},
 };
 
 use super::file::exit_ret;
 use crate::{
     kernel::{Ptr, current_uid, file_of_fd, off, read, read_into, read_ptr},
-    maps::{CONNECTS, ConnectOwner, count_drop, send},
+    maps::{CONNECTS, ConnectOwner, count_lost, send},
 };
 
 const TCP_ESTABLISHED: i32 = 1;
@@ -37,7 +37,7 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
         };
         // Without its owner the connect cannot be reported when it is established.
         if CONNECTS.insert(key, owner, 0).is_err() {
-            count_drop(RecordKind::Network);
+            count_lost(drops::TABLE, RecordKind::Network);
         }
     } else if old == TCP_SYN_SENT && new == TCP_ESTABLISHED {
         if let Some(owner) = unsafe { CONNECTS.get(key) } {
@@ -64,9 +64,15 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
 /// Exits of accept and accept4.
 #[tracepoint]
 pub fn tcp_accept(ctx: TracePointContext) -> u32 {
-    let fd = exit_ret(&ctx);
+    accepted(exit_ret(&ctx));
+    0
+}
+
+/// accept or accept4 returned `fd`.
+#[inline(always)]
+pub fn accepted(fd: i64) {
     if fd < 0 {
-        return 0;
+        return;
     }
     let file = file_of_fd(fd as u64);
     let socket = read_ptr(file, off!(file_private_data));
@@ -80,7 +86,6 @@ pub fn tcp_accept(ctx: TracePointContext) -> u32 {
     if fill(&mut rec, sk, IPPROTO_TCP) {
         send(RecordKind::Network, super::bytes(&rec));
     }
-    0
 }
 
 /// Both ends of a socket: source = local when `rec.initiated`, else remote. False unless it

@@ -11,12 +11,12 @@ use aya_ebpf::{
 use sysmon_common::{RecordKind, file::S_IFMT, file_info::S_IFIFO};
 
 use super::{
-    attr::{park, scratch},
-    file::{AT_FDCWD, enter_arg, exit_ret, name_path, send_file_path},
+    attr::{park_name, scratch},
+    file::{AT_FDCWD, enter_arg, exit_ret, send_file_path},
 };
 use crate::{
     kernel::{Ptr, current_task, file_of_fd, off, read, read_ptr},
-    maps::PIPES_SEEN,
+    maps::{PIPES_SEEN, count_drop},
 };
 
 /// 30 minutes, as UDP flows.
@@ -24,13 +24,13 @@ const PIPE_REPORT_NS: u64 = 30 * 60 * 1_000_000_000;
 
 #[tracepoint]
 pub fn mknod_enter(ctx: TracePointContext) -> u32 {
-    enter(AT_FDCWD, enter_arg(&ctx, 0) as Ptr, enter_arg(&ctx, 1));
+    mknod(AT_FDCWD, enter_arg(&ctx, 0) as Ptr, enter_arg(&ctx, 1));
     0
 }
 
 #[tracepoint]
 pub fn mknodat_enter(ctx: TracePointContext) -> u32 {
-    enter(
+    mknod(
         enter_arg(&ctx, 0) as i32,
         enter_arg(&ctx, 1) as Ptr,
         enter_arg(&ctx, 2),
@@ -38,30 +38,36 @@ pub fn mknodat_enter(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// mknodat(dfd, name, mode, dev) entered (mknod: `AT_FDCWD`).
 #[inline(always)]
-fn enter(dfd: i32, name: Ptr, mode: u64) {
+pub fn mknod(dfd: i32, name: Ptr, mode: u64) {
     if mode as u16 & S_IFMT != S_IFIFO {
         return;
     }
     let Some(s) = scratch() else {
+        count_drop(RecordKind::PipeCreate);
         return;
     };
-    if let Some((flags, dir_len, name_len)) = name_path(dfd, name, s.tail.as_mut_ptr()) {
-        park(RecordKind::PipeCreate, s, flags, dir_len, name_len);
-    }
+    park_name(RecordKind::PipeCreate, s, dfd, name);
 }
 
 #[tracepoint]
 pub fn pipe_connect(ctx: TracePointContext) -> u32 {
-    let fd = exit_ret(&ctx);
+    opened(exit_ret(&ctx));
+    0
+}
+
+/// An open returned `fd`.
+#[inline(always)]
+pub fn opened(fd: i64) {
     if fd < 0 {
-        return 0;
+        return;
     }
     let file = file_of_fd(fd as u64);
     let inode = read_ptr(file, off!(file_f_inode));
     let mode: u16 = read(inode, off!(inode_i_mode));
     if mode & S_IFMT != S_IFIFO {
-        return 0;
+        return;
     }
     // The start time tells a process from a later one with the same pid.
     let leader = read_ptr(current_task(), off!(task_group_leader));
@@ -74,9 +80,8 @@ pub fn pipe_connect(ctx: TracePointContext) -> u32 {
     if let Some(then) = unsafe { PIPES_SEEN.get(key) }
         && now.wrapping_sub(*then) < PIPE_REPORT_NS
     {
-        return 0;
+        return;
     }
     let _ = PIPES_SEEN.insert(key, now, 0);
     send_file_path(RecordKind::PipeConnect, file);
-    0
 }

@@ -12,9 +12,15 @@ use crate::kernel::{file_of_fd, off, read, read_ptr};
 
 #[tracepoint]
 pub fn raw_access(ctx: TracePointContext) -> u32 {
-    let fd = exit_ret(&ctx);
+    opened(exit_ret(&ctx));
+    0
+}
+
+/// An open returned `fd`.
+#[inline(always)]
+pub fn opened(fd: i64) {
     if fd < 0 {
-        return 0;
+        return;
     }
     let file = file_of_fd(fd as u64);
     let inode = read_ptr(file, off!(file_f_inode));
@@ -22,5 +28,4 @@ pub fn raw_access(ctx: TracePointContext) -> u32 {
     if mode & S_IFMT == S_IFBLK {
         send_file_path(RecordKind::RawAccess, file);
     }
-    0
 }

@@ -9,7 +9,7 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid, bpf_probe_read_user,
+        bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_probe_read_user,
         generated::{self, bpf_loop},
     },
     macros::tracepoint,
@@ -17,14 +17,19 @@ use aya_ebpf::{
 };
 use sysmon_common::{
     RecordKind,
-    dns::{DNS_MAX, DNS_PORT, DnsRecord},
+    compat::abi,
+    dns::{DNS_BURST, DNS_HEADER, DNS_MAX, DNS_PER_SEC, DNS_PORT, DnsRecord},
+    drops,
     net::{AF_INET, AF_INET6, IPPROTO_UDP, NetRecord},
 };
 
 use super::file::{enter_arg, exit_ret};
 use crate::{
     kernel::{Ptr, current_uid, file_of_fd, off, read, read_ptr},
-    maps::{EVENTS, RECV_SCRATCH, RECV_WANTS, RECVS, RecvArgs, RecvScratch, count_drop},
+    maps::{
+        DNS_RATE, EVENTS, RECV_SCRATCH, RECV_WANTS, RECVS, RecvArgs, RecvScratch, count_drop,
+        count_lost,
+    },
 };
 
 pub const RECVFROM: u32 = 1;
@@ -39,12 +44,17 @@ const WANT_UNNAMED: u64 = 4;
 
 /// Messages of one recvmmsg looked at (it may return more).
 const MMSG_MAX: usize = 4;
-/// `sizeof(struct mmsghdr)` and `sizeof(struct user_msghdr)` on 64-bit.
+/// `sizeof(struct mmsghdr)` and `sizeof(struct user_msghdr)` on 64-bit, and their ia32
+/// (compat) sizes.
 const MMSGHDR: usize = 64;
 const MSGHDR: usize = 56;
-/// `user_msghdr` members.
+const MMSGHDR_IA32: usize = 32;
+const MSGHDR_IA32: usize = 28;
+/// `user_msghdr` members, and where they are in the ia32 one.
 const MSG_NAMELEN: usize = 8;
 const MSG_IOV: usize = 16;
+const MSG_NAMELEN_IA32: usize = 4;
+const MSG_IOV_IA32: usize = 8;
 /// `recvmsg` flag: error-queue reads carry no datagram from a peer.
 const MSG_ERRQUEUE: u64 = 0x2000;
 
@@ -54,73 +64,131 @@ const SOCKADDR_IN6_ADDR_END: u64 = 24;
 
 #[tracepoint]
 pub fn recvfrom_enter(ctx: TracePointContext) -> u32 {
-    let addr = enter_arg(&ctx, 4);
-    let len_ptr = enter_arg(&ctx, 5);
-    let cap = if addr != 0 { user::<u32>(len_ptr) } else { 0 };
+    let arg = |n| enter_arg(&ctx, n);
+    recvfrom(arg(0), arg(1), arg(2), arg(4), arg(5));
+    0
+}
+
+/// recvfrom(fd, buf, len, flags, addr, addrlen) entered (its pointers and lengths are the
+/// same for a 32-bit caller: no struct is read back).
+#[inline(always)]
+pub fn recvfrom(fd: u64, buf: u64, len: u64, addr: u64, addrlen: u64) {
+    let cap = if addr != 0 { user::<u32>(addrlen) } else { 0 };
     enter(
-        &ctx,
-        RECVFROM,
-        enter_arg(&ctx, 2),
-        addr,
-        [cap, 0, 0, 0],
+        fd,
+        buf,
+        RecvArgs {
+            call: RECVFROM,
+            len,
+            addr,
+            caps: [cap, 0, 0, 0],
+            ..RecvArgs::default()
+        },
         cap != 0,
     );
-    0
 }
 
 #[tracepoint]
 pub fn recvmsg_enter(ctx: TracePointContext) -> u32 {
-    if enter_arg(&ctx, 2) & MSG_ERRQUEUE != 0 {
-        return 0;
+    let arg = |n| enter_arg(&ctx, n);
+    recvmsg(arg(0), arg(1), arg(2), abi::NATIVE);
+    0
+}
+
+/// recvmsg(fd, msg, flags) entered, `msg` laid out as `abi` says.
+#[inline(always)]
+pub fn recvmsg(fd: u64, msg: u64, flags: u64, abi: u32) {
+    if flags & MSG_ERRQUEUE != 0 {
+        return;
     }
     // msg_name and msg_namelen in one read.
-    let [name, cap] = user::<[u64; 2]>(enter_arg(&ctx, 1));
-    let cap = if name != 0 { cap as u32 } else { 0 };
-    enter(&ctx, RECVMSG, 0, 0, [cap, 0, 0, 0], cap != 0);
-    0
+    let (name, cap) = if abi == abi::IA32 {
+        let [name, cap] = user::<[u32; 2]>(msg);
+        (name as u64, cap)
+    } else {
+        let [name, cap] = user::<[u64; 2]>(msg);
+        (name, cap as u32)
+    };
+    let cap = if name != 0 { cap } else { 0 };
+    enter(
+        fd,
+        msg,
+        RecvArgs {
+            call: RECVMSG,
+            abi,
+            caps: [cap, 0, 0, 0],
+            ..RecvArgs::default()
+        },
+        cap != 0,
+    );
 }
 
 #[tracepoint]
 pub fn recvmmsg_enter(ctx: TracePointContext) -> u32 {
-    if enter_arg(&ctx, 3) & MSG_ERRQUEUE != 0 {
-        return 0;
-    }
-    let msgs = enter_arg(&ctx, 1);
-    let mut caps = [0u32; MMSG_MAX];
-    for (i, cap) in caps.iter_mut().enumerate() {
-        *cap = user::<u32>(msgs + (i * MMSGHDR + MSG_NAMELEN) as u64);
-    }
-    let named = caps.iter().any(|c| *c != 0);
-    enter(&ctx, RECVMMSG, enter_arg(&ctx, 2), 0, caps, named);
+    let arg = |n| enter_arg(&ctx, n);
+    recvmmsg(arg(0), arg(1), arg(2), arg(3), abi::NATIVE);
     0
 }
 
-/// Remembers the call when its descriptor is a UDP socket (others are not ours) and the
-/// exit has something to add: the sender when the caller passed room for it (`named`), the
-/// data for DnsQuery. A call without an address, when only NetworkConnect is on, is left
-/// to `sock_recv_length` (the socket's ends), without the cost of finding its socket here,
-/// unless the kernel lacks that tracepoint (`WANT_UNNAMED`).
+/// recvmmsg(fd, msgs, vlen, flags, timeout) entered, `msgs` laid out as `abi` says.
 #[inline(always)]
-fn enter(ctx: &TracePointContext, call: u32, len: u64, addr: u64, caps: [u32; 4], named: bool) {
+pub fn recvmmsg(fd: u64, msgs: u64, vlen: u64, flags: u64, abi: u32) {
+    if flags & MSG_ERRQUEUE != 0 {
+        return;
+    }
+    let (size, namelen) = if abi == abi::IA32 {
+        (MMSGHDR_IA32, MSG_NAMELEN_IA32)
+    } else {
+        (MMSGHDR, MSG_NAMELEN)
+    };
+    let mut caps = [0u32; MMSG_MAX];
+    for (i, cap) in caps.iter_mut().enumerate() {
+        *cap = user::<u32>(msgs + (i * size + namelen) as u64);
+    }
+    let named = caps.iter().any(|c| *c != 0);
+    enter(
+        fd,
+        msgs,
+        RecvArgs {
+            call: RECVMMSG,
+            abi,
+            len: vlen,
+            caps,
+            ..RecvArgs::default()
+        },
+        named,
+    );
+}
+
+/// Remembers the call on `fd` (`buf`: its buffer, `msghdr` or `mmsghdr` array) when its
+/// descriptor is a UDP socket (others are not ours) and the exit has something to add: the
+/// sender when the caller passed room for it (`named`), the data for DnsQuery. A call
+/// without an address, when only NetworkConnect is on, is left to `sock_recv_length` (the
+/// socket's ends), without the cost of finding its socket here, unless the kernel lacks
+/// that tracepoint (`WANT_UNNAMED`).
+#[inline(always)]
+fn enter(fd: u64, buf: u64, mut args: RecvArgs, named: bool) {
     let wants = wants() as u64;
     if wants == 0 || (!named && wants & (WANT_DNS | WANT_UNNAMED) == 0) {
         return;
     }
-    let file = file_of_fd(enter_arg(ctx, 0));
+    let file = file_of_fd(fd);
     let sk = read_ptr(read_ptr(file, off!(file_private_data)), off!(socket_sk));
     if sk.is_null() || read::<u16>(sk, off!(sock_protocol)) != IPPROTO_UDP {
         return;
     }
-    let args = RecvArgs {
-        call,
-        _pad: 0,
-        sk: sk as u64,
-        buf: enter_arg(ctx, 1),
-        len,
-        addr,
-        caps,
-    };
-    let _ = RECVS.insert(bpf_get_current_pid_tgid(), args, 0);
+    args.sk = sk as u64;
+    args.buf = buf;
+    if RECVS.insert(bpf_get_current_pid_tgid(), args, 0).is_err() {
+        // What is lost: the DNS answer the call may bring, else the sender's address
+        // (`sock_recv_length` still reports the socket's ends).
+        let kind = if wants & WANT_DNS != 0 {
+            RecordKind::Dns
+        } else {
+            RecordKind::Network
+        };
+        count_lost(drops::TABLE, kind);
+    }
 }
 
 /// Exit of all three calls. The per-datagram work runs on `RECV_SCRATCH` (map memory, whose
@@ -129,23 +197,30 @@ fn enter(ctx: &TracePointContext, call: u32, len: u64, addr: u64, caps: [u32; 4]
 /// on every kernel (stack and instructions: see `sysmon -kernelcheck`).
 #[tracepoint]
 pub fn recv_exit(ctx: TracePointContext) -> u32 {
+    recv_done(exit_ret(&ctx));
+    0
+}
+
+/// A receive call returned `ret`.
+#[inline(always)]
+pub fn recv_done(ret: i64) {
     let id = bpf_get_current_pid_tgid();
     let Some(args) = (unsafe { RECVS.get(id) }).copied() else {
-        return 0;
+        return;
     };
     let _ = RECVS.remove(id);
-    let ret = exit_ret(&ctx);
     if ret < 0 {
-        return 0;
+        return;
     }
     let Some(d) = RECV_SCRATCH.get_ptr_mut(0) else {
-        return 0;
+        return;
     };
     // SAFETY: this CPU's slot; syscall exits run in task context, where no other program
     // using this map can interrupt this one on the same CPU.
     let d = unsafe { &mut *d };
     d.sk = args.sk;
     d.wants = wants() as u64;
+    d.abi = args.abi as u64;
     d.name = args.addr;
     d.cap = args.caps[0] as u64;
     d.buf = args.buf;
@@ -161,7 +236,6 @@ pub fn recv_exit(ctx: TracePointContext) -> u32 {
             unsafe { bpf_loop(n, mmsg_step as *mut c_void, core::ptr::null_mut(), 0) };
         }
     }
-    0
 }
 
 /// One message of a recvmmsg: the `i`th `mmsghdr` of the array at `buf`.
@@ -172,9 +246,14 @@ extern "C" fn mmsg_step(i: u64, _ctx: *mut c_void) -> i64 {
     // SAFETY: as in recv_exit; bpf_loop runs this on the same CPU, inside that program.
     let d = unsafe { &mut *d };
     let i = (i as usize) & (MMSG_MAX - 1);
-    let hdr = d.buf + (i * MMSGHDR) as u64;
+    let (size, msg_len) = if d.abi == abi::IA32 as u64 {
+        (MMSGHDR_IA32, MSGHDR_IA32)
+    } else {
+        (MMSGHDR, MSGHDR)
+    };
+    let hdr = d.buf + (i * size) as u64;
     d.cap = d.caps[i] as u64;
-    d.got = user::<u32>(hdr + MSGHDR as u64) as u64;
+    d.got = user::<u32>(hdr + msg_len as u64) as u64;
     message(d, hdr);
     0
 }
@@ -183,10 +262,17 @@ extern "C" fn mmsg_step(i: u64, _ctx: *mut c_void) -> i64 {
 /// start).
 #[inline(always)]
 fn message(d: &mut RecvScratch, hdr: u64) {
-    d.name = user::<u64>(hdr);
-    let iov = user::<u64>(hdr + MSG_IOV as u64);
-    d.buf = user::<u64>(iov);
-    d.len = user::<u64>(iov + 8);
+    if d.abi == abi::IA32 as u64 {
+        d.name = user::<u32>(hdr) as u64;
+        let iov = user::<u32>(hdr + MSG_IOV_IA32 as u64) as u64;
+        let [buf, len] = user::<[u32; 2]>(iov);
+        (d.buf, d.len) = (buf as u64, len as u64);
+    } else {
+        d.name = user::<u64>(hdr);
+        let iov = user::<u64>(hdr + MSG_IOV as u64);
+        d.buf = user::<u64>(iov);
+        d.len = user::<u64>(iov + 8);
+    }
     datagram(d);
 }
 
@@ -255,9 +341,19 @@ fn connection(d: &mut RecvScratch, sk: Ptr) {
     super::network_udp::report(&mut d.net, &mut d.flow);
 }
 
-/// Sends the first bytes (up to `DNS_MAX`) of a datagram from port 53.
+/// Sends the first bytes (up to `DNS_MAX`) of a datagram from port 53 that starts as a DNS
+/// response (what else the agent would refuse), within its process's rate.
 #[inline(always)]
 fn dns(buf: u64, have: u64, got: u64) {
+    // Flags and question count: a response (QR) to a standard query with one question.
+    let head = user::<[u8; 6]>(buf);
+    if have < DNS_HEADER || head[2] & 0xf8 != 0x80 || head[4] != 0 || head[5] != 1 {
+        return;
+    }
+    if !within_rate() {
+        count_lost(drops::RATE, RecordKind::Dns);
+        return;
+    }
     let Some(mut entry) = EVENTS.reserve::<DnsRecord>(0) else {
         count_drop(RecordKind::Dns);
         return;
@@ -278,6 +374,28 @@ fn dns(buf: u64, have: u64, got: u64) {
         (*rec).cut = (got > n as u64) as u16;
     }
     entry.submit(crate::maps::wake_flags());
+}
+
+/// The current process's DNS rate (a GCRA token bucket): true while it stays within
+/// `DNS_PER_SEC` answers a second, `DNS_BURST` at once; each answer taken moves its
+/// theoretical arrival time on by one interval.
+#[inline(always)]
+fn within_rate() -> bool {
+    const INTERVAL: u64 = 1_000_000_000 / DNS_PER_SEC;
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let Some(tat) = DNS_RATE.get_ptr_mut(tgid) else {
+        let _ = DNS_RATE.insert(tgid, now + INTERVAL, 0);
+        return true;
+    };
+    // SAFETY: a map value; a racing update from another CPU only loses one step.
+    let tat = unsafe { &mut *tat };
+    let due = if *tat > now { *tat } else { now };
+    if due - now > (DNS_BURST - 1) * INTERVAL {
+        return false;
+    }
+    *tat = due + INTERVAL;
+    true
 }
 
 #[inline(always)]

@@ -214,12 +214,15 @@ pub fn settle(want: u64, mut count: impl FnMut() -> u64, every: Duration) -> u64
     }
 }
 
-/// Kernel records lost, from the event-255 `KernelDrops` lines ("lost N <kind> records").
+/// Kernel records lost, from the event-255 `KernelDrops` lines ("<why>: lost N <kind>
+/// records, M <kind> records; <why>: lost ...").
 pub fn kernel_drops<'a>(descriptions: impl Iterator<Item = &'a str>) -> u64 {
     descriptions
-        .filter_map(|d| d.split("lost ").nth(1))
+        .flat_map(|d| d.split("lost ").skip(1))
         .flat_map(|lost| {
-            lost.split(", ")
+            let clause = lost.split(';').next().unwrap_or("");
+            clause
+                .split(", ")
                 .filter_map(|part| part.split(' ').next()?.parse::<u64>().ok())
         })
         .sum()
