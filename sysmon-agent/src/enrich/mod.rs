@@ -8,6 +8,7 @@ pub mod hashes;
 pub mod id_map;
 pub mod logon;
 pub mod procfs;
+pub mod recent;
 pub mod users;
 
 use crate::rules::HashAlgorithms;

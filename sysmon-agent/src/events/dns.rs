@@ -406,7 +406,8 @@ pub mod tests {
         };
         let forged = labels(&[b"x;::ffff:10.0.0.1", b"evil"]);
         // (answers, entries as a parser splits QueryResults)
-        let cases: Vec<(Vec<(u16, Vec<u8>)>, Vec<&str>)> = vec![
+        type Answers = Vec<(u16, Vec<u8>)>;
+        let cases: Vec<(Answers, Vec<&str>)> = vec![
             (
                 vec![(5, forged.clone()), (1, vec![192, 0, 2, 1])],
                 vec![
