@@ -21,7 +21,7 @@ use crate::{
     rules::Config,
     service::{limit::ErrorLimit, record_id::RecordIds},
     sinks::{
-        file::FileSink,
+        file::{self, FileSink},
         outputs::Outputs,
         syslog::{self, Syslog},
     },
@@ -50,6 +50,8 @@ pub struct Pipeline {
     pub latency: Latency,
     /// The time of the record being handled (`None` for the agent's own events).
     record_ns: Option<u64>,
+    /// `stop` has begun.
+    stopping: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -77,9 +79,15 @@ struct Files {
 
 impl Files {
     fn new(o: &Outputs) -> Self {
+        // Once, at start: NSS may take seconds.
+        let gid = if o.json.is_some() || o.xml.is_some() {
+            file::adm_gid()
+        } else {
+            0
+        };
         Files {
-            json: o.json.as_ref().map(|p| FileSink::new(p, o.rotation)),
-            xml: o.xml.as_ref().map(|p| FileSink::new(p, o.rotation)),
+            json: o.json.as_ref().map(|p| FileSink::new(p, o.rotation, gid)),
+            xml: o.xml.as_ref().map(|p| FileSink::new(p, o.rotation, gid)),
             line: Vec::with_capacity(4096),
             ..Files::default()
         }
@@ -121,6 +129,7 @@ impl Pipeline {
             stats: Stats::default(),
             latency: Latency::default(),
             record_ns: None,
+            stopping: false,
         }
     }
 
@@ -312,16 +321,15 @@ impl Pipeline {
     /// wait still for syslog.
     fn finish(&mut self, until: Instant) -> usize {
         self.flush();
-        for f in self.files.all() {
-            f.retry();
-        }
-        let Some(syslog) = &mut self.syslog else {
-            return 0;
-        };
-        while !syslog.retry() && Instant::now() < until {
+        loop {
+            let files = self.files.all().all(|f| f.written());
+            let syslog = self.syslog.as_mut().is_none_or(|s| s.retry());
+            if (files && syslog) || Instant::now() >= until {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
-        syslog.pending()
+        self.syslog.as_ref().map_or(0, |s| s.pending())
     }
 
     /// At stop: what waits for syslog gets until `until`; what it cannot take by then is
@@ -330,6 +338,8 @@ impl Pipeline {
     /// were resent after a syslog restart.
     pub fn stop(&mut self, until: Instant) -> (usize, u64) {
         let unsent = self.finish(until);
+        // What the files lost is reported now, even if they are stuck.
+        self.stopping = true;
         if unsent > 0
             && let Some(syslog) = &mut self.syslog
         {
@@ -338,7 +348,12 @@ impl Pipeline {
         // Reports what was dropped, the discarded events included.
         self.tick();
         self.service_state("Stopped");
-        let left = self.finish(Instant::now() + STOP_LAST);
+        let last = Instant::now() + STOP_LAST;
+        let left = self.finish(last);
+        // A file stuck in a call (a hung mount) is left behind with what it holds.
+        for f in self.files.all() {
+            self.stats.file_drops += f.stop(last);
+        }
         let resent = self.syslog.as_ref().map_or(0, |s| s.resent());
         (unsent + left, resent)
     }
@@ -377,11 +392,10 @@ impl Pipeline {
         } = &mut self.files;
         for (f, n) in [json, xml].into_iter().zip(unreported_drops.iter_mut()) {
             let Some(f) = f else { continue };
-            f.retry();
             let dropped = f.take_dropped();
             *n += dropped;
             self.stats.file_drops += dropped;
-            caught_up &= f.pending() == 0;
+            caught_up &= f.caught_up();
         }
         // Both files usually lose the same events: the count is per file, not summed.
         let n = self
@@ -391,7 +405,7 @@ impl Pipeline {
             .copied()
             .max()
             .unwrap_or(0);
-        if n > 0 && caught_up && self.can_report() {
+        if n > 0 && (caught_up || self.stopping) && self.can_report() {
             let f = &mut self.files;
             let each: Vec<String> = [&f.json, &f.xml]
                 .into_iter()
