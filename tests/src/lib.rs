@@ -12,6 +12,7 @@ pub mod agent;
 pub mod events;
 pub mod fs;
 pub mod guid;
+pub mod mount;
 pub mod net;
 pub mod rsyslog;
 pub mod service;

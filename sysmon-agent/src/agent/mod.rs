@@ -3,6 +3,7 @@
 //! `pipeline` turns one record into events and hands them to the sinks; this file loads the
 //! programs and runs the event loop around it (ring buffer, signals, ticks, reloads).
 
+mod held;
 mod latency;
 mod pace;
 mod pipeline;
@@ -120,6 +121,10 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     } = loaded;
     let mut wake = Wake::new(reader)?;
     let mut pipeline = Pipeline::new(&settings);
+    // The hashing thread wakes the loop when a digest an event waits for is in.
+    let hashed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let waker = hashed.clone();
+    pipeline.set_hash_waker(std::sync::Arc::new(move || waker.notify_one()));
     pipeline.seed();
     pipeline.config_changed(&settings.config_label, settings.config_hash.as_deref());
     pipeline.service_state("Started");
@@ -145,6 +150,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     let mut ticks = 0u64;
     loop {
         let retry_at = pipeline.syslog_retry_at();
+        let held_until = pipeline.held_until();
         let waits_for_room = room.watch(pipeline.syslog_busy_fd());
         // Biased: signals first, then the tick, then syslog, then records; a drain is
         // bounded, so none of them waits for a storm to end.
@@ -190,6 +196,10 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 if retry_at.is_some() => {
                 pipeline.retry_syslog();
             }
+            // Events waiting for a digest: it is in, or their wait is over.
+            _ = hashed.notified(), if held_until.is_some() => pipeline.flush(),
+            _ = tokio::time::sleep_until(held_until.unwrap_or_else(Instant::now).into()),
+                if held_until.is_some() => pipeline.flush(),
             // While syslog cannot take more, records wait in the ring buffer (which counts
             // what it cannot hold) instead of in memory.
             // Busy: the ring is read every period, records do not wake the agent (one

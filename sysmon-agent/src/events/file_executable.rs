@@ -1,8 +1,6 @@
 //! Event 29, FileExecutableDetected, from a file-info record: a regular file created with an
 //! execute bit, or given one by chmod.
 
-use std::os::unix::fs::MetadataExt;
-
 use sysmon_common::file_info::FileInfoRecord;
 
 use super::{Deferred, Event, file, schema};
@@ -18,20 +16,15 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
     ev.push(&image);
     let at = ev.len();
     file::push_target(ev, &rec.file, tail);
-    // Read by path, checked against the inode the kernel saw: `-` once it is gone or replaced.
-    // The content is what it is when read: a file created executable is often still being
-    // written, so its size and time are taken now, not from the record.
-    let path: std::rc::Rc<str> = ev.get(at).into();
-    let (size, mtime_sec, mtime_nsec) = match std::fs::metadata(&*path) {
-        Ok(m) if m.ino() == rec.ino => (m.size() as i64, m.mtime(), m.mtime_nsec() as u32),
-        _ => (rec.size, rec.old_sec, rec.old_nsec),
-    };
+    // Read by path on the hashing thread, checked against the inode the kernel saw (`-`
+    // once it is gone or replaced). The content is what the file holds when read: a file
+    // created executable is often still being written.
     let id = FileId {
         dev: rec.dev,
         ino: rec.ino,
-        size,
-        mtime_sec,
-        mtime_nsec,
+        size: rec.size,
+        mtime_sec: rec.old_sec,
+        mtime_nsec: rec.old_nsec,
     };
     // Hashed only once the rules keep the event (or need the digest to judge it).
     ev.defer(Deferred::Hashes {
@@ -39,12 +32,14 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
         path: at,
         file: id,
         pid: rec.file.header.tgid,
+        as_found: true,
     });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     fn record_for(path: &std::path::Path) -> FileInfoRecord {
         let m = std::fs::metadata(path).unwrap();
@@ -75,7 +70,7 @@ mod tests {
         // Created empty (size 0 in the record), written since: the content now is hashed.
         let mut build = |ev: &mut Event, rec: &FileInfoRecord| {
             build(ev, rec, &tail, &mut cx);
-            ev.take_deferred().unwrap().fill(ev, &mut cx);
+            ev.take_deferred().unwrap().fill_waiting(ev, &mut cx);
         };
         build(&mut ev, &rec);
         assert!(ev.is_complete());

@@ -59,6 +59,7 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
         path: image_at,
         file: id,
         pid,
+        as_found: false,
     });
 
     match cx.cache.parent(rec.ppid, rec.start_ns) {
