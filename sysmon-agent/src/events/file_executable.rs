@@ -1,7 +1,9 @@
 //! Event 29, FileExecutableDetected, from a file-info record: a regular file created with an
 //! execute bit, or given one by chmod.
 
-use sysmon_common::file_info::FileInfoRecord;
+use std::os::unix::fs::MetadataExt;
+
+use sysmon_common::file_info::{FileInfoRecord, S_IXUGO, state};
 
 use super::{Deferred, Event, file, schema};
 use crate::{
@@ -9,7 +11,9 @@ use crate::{
     kernel::record::FileTail,
 };
 
-pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enrich) {
+/// False when there is nothing to report: a chmod by path the kernel did not see change
+/// the inode (`unseen`), whose file is not a regular executable one now.
+pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enrich) -> bool {
     ev.reset(schema::by_id(schema::FILE_EXECUTABLE_DETECTED).unwrap());
     let image = file::push_head(ev, &rec.file, cx);
     file::push_user(ev, &rec.file, cx);
@@ -19,12 +23,26 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
     // Read by path on the hashing thread, checked against the inode the kernel saw (`-`
     // once it is gone or replaced). The content is what the file holds when read: a file
     // created executable is often still being written.
-    let id = FileId {
-        dev: rec.dev,
-        ino: rec.ino,
-        size: rec.size,
-        mtime_sec: rec.old_sec,
-        mtime_nsec: rec.old_nsec,
+    let id = if unseen(rec) {
+        // Only on kernels without the inode (before 6.13): whether there is an event at
+        // all depends on the file as it is now, so it is stat'ed here.
+        let Ok(m) = std::fs::metadata(ev.get(at)) else {
+            return false;
+        };
+        let id = id_of(&m);
+        let executable = m.is_file() && m.mode() & S_IXUGO != 0;
+        if cx.modes.swap(id.dev, id.ino, executable) || !executable {
+            return false;
+        }
+        id
+    } else {
+        FileId {
+            dev: rec.dev,
+            ino: rec.ino,
+            size: rec.size,
+            mtime_sec: rec.old_sec,
+            mtime_nsec: rec.old_nsec,
+        }
     };
     // Hashed only once the rules keep the event (or need the digest to judge it).
     ev.defer(Deferred::Hashes {
@@ -34,6 +52,25 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
         pid: rec.file.header.tgid,
         as_found: true,
     });
+    true
+}
+
+/// The identity of a file as stat gives it, with the device numbered as the kernel does.
+fn id_of(m: &std::fs::Metadata) -> FileId {
+    FileId {
+        dev: (libc::major(m.dev()) << 20) | libc::minor(m.dev()),
+        ino: m.ino(),
+        size: m.size() as i64,
+        mtime_sec: m.mtime(),
+        mtime_nsec: m.mtime_nsec() as u32,
+    }
+}
+
+/// A chmod by path that the kernel did not see change its inode: before 6.13 no tracepoint
+/// gives the inode inside the call. The file is then judged as it is now, against the mode
+/// user space last saw it with (`enrich::modes`).
+fn unseen(rec: &FileInfoRecord) -> bool {
+    rec.state & (state::SEEN | state::OLD) == 0 && rec.ino == 0
 }
 
 #[cfg(test)]
@@ -69,7 +106,7 @@ mod tests {
         let mut ev = Event::new(schema::by_id(schema::FILE_EXECUTABLE_DETECTED).unwrap());
         // Created empty (size 0 in the record), written since: the content now is hashed.
         let mut build = |ev: &mut Event, rec: &FileInfoRecord| {
-            build(ev, rec, &tail, &mut cx);
+            assert!(build(ev, rec, &tail, &mut cx));
             ev.take_deferred().unwrap().fill_waiting(ev, &mut cx);
         };
         build(&mut ev, &rec);
