@@ -225,8 +225,12 @@ fn run(dir: &Path, config: Config, outputs: Outputs, fresh: bool, n: u32, base: 
             p.flush();
         }
     }
+    p.flush();
     // Events still waiting for a digest (new files: computed on the hashing thread).
-    p.finish(Instant::now() + std::time::Duration::from_secs(10));
+    while p.held_until().is_some() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        p.flush();
+    }
     // This thread's CPU time is the agent's cost; the wall time also holds the reader
     // thread competing for the same cores.
     let per_exec = |ns: u64| ns as f64 / n as f64 / 1e3;

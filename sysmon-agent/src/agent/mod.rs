@@ -148,9 +148,19 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     let mut room = SyslogRoom::default();
     let mut drop_watch = DropWatch::default();
     let mut ticks = 0u64;
+    // A reload's outcome, told once the events before it and its own are out.
+    let mut answer: Option<Reloaded> = None;
     loop {
-        let retry_at = pipeline.syslog_retry_at();
         let held_until = pipeline.held_until();
+        if held_until.is_none()
+            && let Some(outcome) = answer.take()
+            && let Some(reload) = reload.as_mut()
+        {
+            // Only now are the new rules and probes in force and the events of the reload
+            // sent: `-c` may return.
+            (reload.done)(outcome);
+        }
+        let retry_at = pipeline.syslog_retry_at();
         let waits_for_room = room.watch(pipeline.syslog_busy_fd());
         // Biased: signals first, then the tick, then syslog, then records; a drain is
         // bounded, so none of them waits for a storm to end.
@@ -162,10 +172,13 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 // Records already read were judged by the old rules; the next ones by the new.
                 drain(ring.get_mut(), &mut pipeline);
                 let Some(reload) = reload.as_mut() else { continue };
-                let outcome = apply_reload(reload, &mut probes, &mut pipeline);
+                if let Some(earlier) = answer.take() {
+                    (reload.done)(earlier);
+                }
+                // Events waiting for a digest go out first (at most a second), then the
+                // answer (top of the loop).
+                answer = Some(apply_reload(reload, &mut probes, &mut pipeline));
                 pipeline.flush();
-                // Only now are the new rules and probes in force: `-c` may return.
-                (reload.done)(outcome);
             }
             _ = tick.tick() => {
                 ticks += 1;
