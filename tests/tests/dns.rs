@@ -507,3 +507,93 @@ fn dns_records_only_when_the_config_has_dns_query() {
         );
     }
 }
+
+/// A label `x;::ffff:10.0.0.1` in a CNAME or PTR answer: QueryResults, split on `;` as a
+/// parser does, gives exactly the answered entries, none of them the forged address.
+#[test]
+#[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
+fn a_semicolon_in_a_label_adds_no_entry_to_query_results() {
+    let Some(_serial) = kernel_test("dns_forged_label") else {
+        return;
+    };
+    let token = format!("t{}", unique());
+    // A name in wire form from raw labels (which may hold `;` and `.`).
+    let labels = |items: &[&[u8]]| {
+        let mut v = Vec::new();
+        for l in items {
+            v.push(l.len() as u8);
+            v.extend_from_slice(l);
+        }
+        v.push(0);
+        v
+    };
+    let forged: &[u8] = b"x;::ffff:10.0.0.1";
+    let target = labels(&[token.as_bytes(), b"fend", forged]);
+    let escaped = format!("{token}.fend.x\\x3b::ffff:10\\x2e0\\x2e0\\x2e1");
+    // (query kind and type, answers as (owner, type, data), entries QueryResults must split into)
+    type Answer = (Vec<u8>, u16, Vec<u8>);
+    let cases: Vec<(&str, u16, Vec<Answer>, Vec<String>)> = vec![
+        (
+            "cname",
+            1,
+            vec![
+                (vec![0xc0, 12], 5, target.clone()),
+                (target.clone(), 1, vec![192, 0, 2, 4]),
+            ],
+            vec![format!("type:  5 {escaped}"), "::ffff:192.0.2.4".into()],
+        ),
+        (
+            "ptr",
+            12,
+            vec![(vec![0xc0, 12], 12, target.clone())],
+            vec![format!("type:  12 {escaped}")],
+        ),
+    ];
+    let name = |kind: &str| format!("{token}.{kind}.test");
+    let config = config_logging(&["DnsQuery"]);
+    let (events, _) = record_with("dns_forged", Some(&config), |dir| {
+        let resolv = dir.join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+        in_netns(&resolv, || {
+            let server = UdpSocket::bind("127.0.0.1:53").unwrap();
+            for (kind, qtype, answers, _) in &cases {
+                let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+                client
+                    .send_to(&query(&name(kind), *qtype), "127.0.0.1:53")
+                    .unwrap();
+                let mut buf = [0u8; 512];
+                let (n, from) = server.recv_from(&mut buf).unwrap();
+                let mut reply = buf[..n].to_vec();
+                reply[2] = 0x81;
+                reply[3] = 0x80;
+                reply[6..8].copy_from_slice(&(answers.len() as u16).to_be_bytes());
+                for (owner, t, data) in answers {
+                    reply.extend_from_slice(owner);
+                    reply.extend_from_slice(&t.to_be_bytes());
+                    reply.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+                    reply.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                    reply.extend_from_slice(data);
+                }
+                server.send_to(&reply, from).unwrap();
+                let (got, _) = receive(&client, &mut buf, Recv::From);
+                assert_eq!(got, reply.len(), "{kind}: the reply");
+            }
+        });
+    });
+    for (kind, _, answers, want) in &cases {
+        let got = queries(&events, &name(kind));
+        assert_eq!(got.len(), 1, "{kind}: events 22: {got:#?}");
+        let results = got[0].get("QueryResults").unwrap();
+        let entries: Vec<&str> = results
+            .strip_suffix(';')
+            .unwrap_or(results)
+            .split(';')
+            .collect();
+        assert_eq!(entries.len(), answers.len(), "{kind}: {results}");
+        assert_eq!(entries, *want, "{kind}: {results}");
+        assert!(
+            !entries.contains(&"::ffff:10.0.0.1"),
+            "{kind}: a forged entry: {results}"
+        );
+    }
+}

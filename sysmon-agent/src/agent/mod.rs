@@ -3,6 +3,7 @@
 //! `pipeline` turns one record into events and hands them to the sinks; this file loads the
 //! programs and runs the event loop around it (ring buffer, signals, ticks, reloads).
 
+mod held;
 mod latency;
 mod pace;
 mod pipeline;
@@ -120,6 +121,10 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     } = loaded;
     let mut wake = Wake::new(reader)?;
     let mut pipeline = Pipeline::new(&settings);
+    // The hashing thread wakes the loop when a digest an event waits for is in.
+    let hashed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let waker = hashed.clone();
+    pipeline.set_hash_waker(std::sync::Arc::new(move || waker.notify_one()));
     pipeline.seed();
     pipeline.config_changed(&settings.config_label, settings.config_hash.as_deref());
     pipeline.service_state("Started");
@@ -148,7 +153,18 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
     let mut room = SyslogRoom::default();
     let mut drop_watch = DropWatch::default();
     let mut ticks = 0u64;
+    // A reload's outcome, told once the events before it and its own are out.
+    let mut answer: Option<Reloaded> = None;
     loop {
+        let held_until = pipeline.held_until();
+        if held_until.is_none()
+            && let Some(outcome) = answer.take()
+            && let Some(reload) = reload.as_mut()
+        {
+            // Only now are the new rules and probes in force and the events of the reload
+            // sent: `-c` may return.
+            (reload.done)(outcome);
+        }
         let retry_at = pipeline.syslog_retry_at();
         let waits_for_room = room.watch(pipeline.syslog_busy_fd());
         // Biased: signals first, then the tick, then syslog, then records; a drain is
@@ -161,10 +177,13 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 // Records already read were judged by the old rules; the next ones by the new.
                 drain(ring.get_mut(), &mut pipeline);
                 let Some(reload) = reload.as_mut() else { continue };
-                let outcome = apply_reload(reload, &mut probes, &mut pipeline);
+                if let Some(earlier) = answer.take() {
+                    (reload.done)(earlier);
+                }
+                // Events waiting for a digest go out first (at most a second), then the
+                // answer (top of the loop).
+                answer = Some(apply_reload(reload, &mut probes, &mut pipeline));
                 pipeline.flush();
-                // Only now are the new rules and probes in force: `-c` may return.
-                (reload.done)(outcome);
             }
             _ = tick.tick() => {
                 ticks += 1;
@@ -195,6 +214,10 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 if retry_at.is_some() => {
                 pipeline.retry_syslog();
             }
+            // Events waiting for a digest: it is in, or their wait is over.
+            _ = hashed.notified(), if held_until.is_some() => pipeline.flush(),
+            _ = tokio::time::sleep_until(held_until.unwrap_or_else(Instant::now).into()),
+                if held_until.is_some() => pipeline.flush(),
             // While syslog cannot take more, records wait in the ring buffer (which counts
             // what it cannot hold) instead of in memory.
             // Busy: the ring is read every period, records do not wake the agent (one

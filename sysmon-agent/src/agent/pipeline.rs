@@ -8,7 +8,11 @@ use std::{
 
 use sysmon_common::RecordKind;
 
-use super::{DRAIN_MAX, NewConfig, STOP_LAST, Settings, latency::Latency};
+use super::{
+    DRAIN_MAX, NewConfig, STOP_LAST, Settings,
+    held::{self, Held},
+    latency::Latency,
+};
 use crate::{
     enrich::{Enrich, clock},
     events::{
@@ -21,7 +25,7 @@ use crate::{
     rules::Config,
     service::{limit::ErrorLimit, record_id::RecordIds},
     sinks::{
-        file::FileSink,
+        file::{self, FileSink},
         outputs::Outputs,
         syslog::{self, Syslog},
     },
@@ -50,6 +54,10 @@ pub struct Pipeline {
     pub latency: Latency,
     /// The time of the record being handled (`None` for the agent's own events).
     record_ns: Option<u64>,
+    /// `stop` has begun.
+    stopping: bool,
+    /// Events waiting, in order, for a digest.
+    held: Held,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -77,9 +85,15 @@ struct Files {
 
 impl Files {
     fn new(o: &Outputs) -> Self {
+        // Once, at start: NSS may take seconds.
+        let gid = if o.json.is_some() || o.xml.is_some() {
+            file::adm_gid()
+        } else {
+            0
+        };
         Files {
-            json: o.json.as_ref().map(|p| FileSink::new(p, o.rotation)),
-            xml: o.xml.as_ref().map(|p| FileSink::new(p, o.rotation)),
+            json: o.json.as_ref().map(|p| FileSink::new(p, o.rotation, gid)),
+            xml: o.xml.as_ref().map(|p| FileSink::new(p, o.rotation, gid)),
             line: Vec::with_capacity(4096),
             ..Files::default()
         }
@@ -121,6 +135,8 @@ impl Pipeline {
             stats: Stats::default(),
             latency: Latency::default(),
             record_ns: None,
+            stopping: false,
+            held: Held::default(),
         }
     }
 
@@ -276,6 +292,10 @@ impl Pipeline {
 
     /// A new configuration, between two records: nothing in flight is lost or judged twice.
     pub fn set_config(&mut self, new: NewConfig) {
+        // Events still to be judged by the old rules (which read their digest) go now.
+        if self.held.any_unjudged() {
+            self.release(true);
+        }
         self.cx.hasher.set_algorithms(new.config.hash_algorithms);
         self.config = new.config;
         self.config_changed(&new.label, new.hash.as_deref());
@@ -312,20 +332,24 @@ impl Pipeline {
         self.flush();
     }
 
-    /// Hands syslog and the files what still waits, trying until `until`; returns how many
-    /// wait still for syslog.
-    fn finish(&mut self, until: Instant) -> usize {
-        self.flush();
-        for f in self.files.all() {
-            f.retry();
-        }
-        let Some(syslog) = &mut self.syslog else {
-            return 0;
-        };
-        while !syslog.retry() && Instant::now() < until {
+    /// Hands syslog and the files what still waits (events waiting for a digest first),
+    /// trying until `until`; returns how many wait still for syslog.
+    pub fn finish(&mut self, until: Instant) -> usize {
+        loop {
+            self.flush();
+            let held = self.held.is_empty();
+            let files = self.files.all().all(|f| f.written());
+            let syslog = self.syslog.as_mut().is_none_or(|s| s.retry());
+            if (held && files && syslog) || Instant::now() >= until {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
-        syslog.pending()
+        if !self.held.is_empty() {
+            self.release(true);
+            self.flush();
+        }
+        self.syslog.as_ref().map_or(0, |s| s.pending())
     }
 
     /// At stop: what waits for syslog gets until `until`; what it cannot take by then is
@@ -334,6 +358,8 @@ impl Pipeline {
     /// were resent after a syslog restart.
     pub fn stop(&mut self, until: Instant) -> (usize, u64) {
         let unsent = self.finish(until);
+        // What the files lost is reported now, even if they are stuck.
+        self.stopping = true;
         if unsent > 0
             && let Some(syslog) = &mut self.syslog
         {
@@ -342,7 +368,12 @@ impl Pipeline {
         // Reports what was dropped, the discarded events included.
         self.tick();
         self.service_state("Stopped");
-        let left = self.finish(Instant::now() + STOP_LAST);
+        let last = Instant::now() + STOP_LAST;
+        let left = self.finish(last);
+        // A file stuck in a call (a hung mount) is left behind with what it holds.
+        for f in self.files.all() {
+            self.stats.file_drops += f.stop(last);
+        }
         let resent = self.syslog.as_ref().map_or(0, |s| s.resent());
         (unsent + left, resent)
     }
@@ -381,11 +412,10 @@ impl Pipeline {
         } = &mut self.files;
         for (f, n) in [json, xml].into_iter().zip(unreported_drops.iter_mut()) {
             let Some(f) = f else { continue };
-            f.retry();
             let dropped = f.take_dropped();
             *n += dropped;
             self.stats.file_drops += dropped;
-            caught_up &= f.pending() == 0;
+            caught_up &= f.caught_up();
         }
         // Both files usually lose the same events: the count is per file, not summed.
         let n = self
@@ -395,7 +425,7 @@ impl Pipeline {
             .copied()
             .max()
             .unwrap_or(0);
-        if n > 0 && caught_up && self.can_report() {
+        if n > 0 && (caught_up || self.stopping) && self.can_report() {
             let f = &mut self.files;
             let each: Vec<String> = [&f.json, &f.xml]
                 .into_iter()
@@ -412,8 +442,10 @@ impl Pipeline {
         }
     }
 
-    /// Ends a batch: what is buffered for syslog, the files and stdout goes out.
+    /// Ends a batch: the events whose digests are in, then what is buffered for syslog, the
+    /// files and stdout, go out.
     pub fn flush(&mut self) {
+        self.release(false);
         if let Some(syslog) = &mut self.syslog {
             syslog.flush();
         }
@@ -425,22 +457,78 @@ impl Pipeline {
         }
     }
 
-    /// Judges the current event and, if included, renders and sends it.
+    /// Judges the current event and, if included, sends it: at once, or, when its digest
+    /// is not known yet or events before it wait for theirs, in order behind them (`held`).
     fn emit(&mut self) {
+        let deferred = self.event.take_deferred();
         // Costly fields are filled before judging only when a rule reads them.
-        let mut deferred = self.event.take_deferred();
-        if let Some(d) = deferred
-            && self.config.rules.reads(self.event.id(), d.field())
-        {
-            d.fill(&mut self.event, &mut self.cx);
-            deferred = None;
-        }
-        let decision = self.config.rules.decide(&self.event);
-        if !decision.include {
+        let reads = deferred.is_some_and(|d| self.config.rules.reads(self.event.id(), d.field()));
+        if !reads && !self.judge() {
             return;
         }
-        if let Some(d) = deferred {
-            d.fill(&mut self.event, &mut self.cx);
+        let waits = deferred.is_some_and(|d| !d.ready(&self.cx));
+        if !waits && self.held.is_empty() {
+            if let Some(d) = deferred {
+                d.fill(&mut self.event, &mut self.cx);
+            }
+            if reads && !self.judge() {
+                return;
+            }
+            self.send(self.record_ns);
+            return;
+        }
+        let now = Instant::now();
+        // A digest the hashing thread cannot take now is not waited for (`-`).
+        let asked =
+            waits && deferred.is_some_and(|d| d.ask(&self.event, &mut self.cx, now + held::WAIT));
+        let until = if asked { now + held::WAIT } else { now };
+        self.held
+            .push(&self.event, deferred, !reads, self.record_ns, until);
+        self.release(false);
+    }
+
+    /// Sends the events waiting in `held` that may go: in order, each once its digest is
+    /// in or its wait is over; with `all`, every one (`-` for a digest not in yet).
+    fn release(&mut self, all: bool) {
+        if self.held.is_empty() {
+            return;
+        }
+        self.cx.hasher.collect();
+        let now = Instant::now();
+        loop {
+            let cx = &self.cx;
+            let Some(w) = self.held.pop(now, all, |d| d.ready(cx)) else {
+                break;
+            };
+            let mut event = w.event;
+            // Sent from `self.event`, whose buffers come back after.
+            std::mem::swap(&mut self.event, &mut event);
+            if let Some(d) = w.deferred {
+                d.fill(&mut self.event, &mut self.cx);
+            }
+            if w.judged || self.judge() {
+                self.send(w.record_ns);
+            }
+            std::mem::swap(&mut self.event, &mut event);
+            self.held.recycle(event);
+        }
+    }
+
+    /// When the first event waiting for a digest stops waiting, if one waits.
+    pub fn held_until(&self) -> Option<Instant> {
+        self.held.next_until()
+    }
+
+    /// What the hashing thread calls when a digest is in (wakes the event loop).
+    pub fn set_hash_waker(&mut self, waker: crate::enrich::hashes::Waker) {
+        self.cx.hasher.set_waker(waker);
+    }
+
+    /// Judges the current event by the rules; if included, sets its RuleName.
+    fn judge(&mut self) -> bool {
+        let decision = self.config.rules.decide(&self.event);
+        if !decision.include {
+            return false;
         }
         // The builders leave RuleName empty: only a name needs setting.
         if self.event.kind().tag.is_some()
@@ -448,6 +536,12 @@ impl Pipeline {
         {
             self.event.set(0, name);
         }
+        true
+    }
+
+    /// Renders the current event, judged and complete, and hands it to every sink.
+    /// `record_ns`: the kernel record's time, for the latency.
+    fn send(&mut self, record_ns: Option<u64>) {
         self.config.field_sizes.apply(&mut self.event);
         let id = self.ids.take();
         let now = clock::wall_ns();
@@ -490,7 +584,7 @@ impl Pipeline {
             let _ = out.write_all(self.text.as_bytes());
         }
         self.stats.emitted += 1;
-        if let Some(at) = self.record_ns {
+        if let Some(at) = record_ns {
             self.latency
                 .add(at, clock::now(libc::CLOCK_BOOTTIME) as u64);
         }
@@ -552,8 +646,8 @@ mod tests {
         out
     }
 
-    /// Hashes are computed for an included exec, or to judge one by a rule on Hashes; never
-    /// for an exec the rules exclude without reading them.
+    /// Hashes are computed (on the hashing thread) for an included exec, or to judge one by
+    /// a rule on Hashes; never for an exec the rules exclude without reading them.
     #[test]
     fn excluded_events_are_not_hashed() {
         let dir = std::env::temp_dir().join(format!("sysmon-judge-{}", std::process::id()));
@@ -602,12 +696,19 @@ mod tests {
             };
             let mut p = Pipeline::new(&settings);
             p.record(&exec_record(std::process::id(), args));
-            let got = (p.stats.emitted, p.cx.hasher.computed, p.cx.hasher.cached());
+            // An event waiting for its digest goes out once the hashing thread has it.
+            let until = Instant::now() + Duration::from_secs(10);
+            while !p.held.is_empty() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(2));
+                p.flush();
+            }
+            let got = (p.stats.emitted, p.cx.hasher.queued, p.cx.hasher.cached());
             assert_eq!(
                 got,
                 (*emitted, *computed, *computed as usize),
                 "{rules} {args:?}"
             );
+            assert!(p.held.is_empty());
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

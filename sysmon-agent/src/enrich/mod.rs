@@ -9,6 +9,7 @@ pub mod id_map;
 pub mod logon;
 pub mod modes;
 pub mod procfs;
+pub mod recent;
 pub mod users;
 
 use crate::rules::HashAlgorithms;

@@ -52,9 +52,84 @@ pub fn tgid_of(tid: u32) -> Option<u32> {
     line[5..].trim().parse().ok()
 }
 
-/// The file mapped at `addr` in process `pid` (from /proc/<pid>/maps), if any.
+/// Bytes of /proc/<pid>/maps read at most where the kernel cannot be asked for one address
+/// (before Linux 6.11): about 2 500 mappings. A mapping past them shows as unknown.
+const MAPS_READ_MAX: usize = 256 << 10;
+
+/// The file mapped at `addr` in process `pid`, if any: asked of the kernel for that one
+/// address (`PROCMAP_QUERY`, Linux 6.11+), which costs the same however many mappings the
+/// process has (a process could make reading its whole map take long); on older kernels
+/// from the first `MAPS_READ_MAX` bytes of /proc/<pid>/maps.
 pub fn mapped_file(pid: u32, addr: u64) -> Option<String> {
-    find_mapping(&fs::read_to_string(format!("/proc/{pid}/maps")).ok()?, addr)
+    let maps = fs::File::open(format!("/proc/{pid}/maps")).ok()?;
+    match query_mapping(&maps, addr) {
+        Ok(path) => path,
+        Err(_) => read_mapping(maps, addr),
+    }
+}
+
+/// `struct procmap_query` (uapi linux/fs.h).
+#[repr(C)]
+#[derive(Default)]
+struct ProcmapQuery {
+    size: u64,
+    query_flags: u64,
+    query_addr: u64,
+    vma_start: u64,
+    vma_end: u64,
+    vma_flags: u64,
+    vma_page_size: u64,
+    vma_offset: u64,
+    inode: u64,
+    dev_major: u32,
+    dev_minor: u32,
+    vma_name_size: u32,
+    build_id_size: u32,
+    vma_name_addr: u64,
+    build_id_addr: u64,
+}
+
+/// `_IOWR('f', 17, struct procmap_query)`.
+const PROCMAP_QUERY: libc::c_ulong = 0xC068_6611;
+
+/// `Ok(path)` from the kernel (`Ok(None)`: nothing, or no file, there); `Err` when this
+/// kernel cannot be asked.
+fn query_mapping(maps: &fs::File, addr: u64) -> Result<Option<String>, ()> {
+    use std::os::fd::AsRawFd;
+    let mut name = vec![0u8; libc::PATH_MAX as usize];
+    let mut q = ProcmapQuery {
+        size: size_of::<ProcmapQuery>() as u64,
+        query_addr: addr,
+        vma_name_size: name.len() as u32,
+        vma_name_addr: name.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: `q` is the struct the ioctl takes, with its size set; the kernel writes at
+    // most `vma_name_size` bytes to `name`, which lives through the call.
+    let rc = unsafe { libc::ioctl(maps.as_raw_fd(), PROCMAP_QUERY, &mut q) };
+    if rc != 0 {
+        return match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::ENOENT) => Ok(None),
+            Some(libc::ENOTTY | libc::EINVAL | libc::EOPNOTSUPP) => Err(()),
+            // A name longer than PATH_MAX, a process gone: nothing to show.
+            _ => Ok(None),
+        };
+    }
+    // Size with the final NUL; 0 when the mapping has no name.
+    let len = (q.vma_name_size as usize).saturating_sub(1).min(name.len());
+    let path = String::from_utf8_lossy(&name[..len]);
+    Ok(path.starts_with('/').then(|| path.into_owned()))
+}
+
+/// From the first `MAPS_READ_MAX` bytes of the map, whole lines only.
+fn read_mapping(maps: fs::File, addr: u64) -> Option<String> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    maps.take(MAPS_READ_MAX as u64)
+        .read_to_end(&mut text)
+        .ok()?;
+    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    find_mapping(&String::from_utf8_lossy(&text[..whole]), addr)
 }
 
 fn find_mapping(maps: &str, addr: u64) -> Option<String> {
@@ -135,6 +210,60 @@ mod tests {
         ];
         for (addr, want) in cases {
             assert_eq!(find_mapping(maps, addr).as_deref(), want, "{addr:#x}");
+        }
+    }
+
+    /// The kernel's answer for one address and the map read as text agree: this binary's
+    /// code, a memfd mapped here, and anonymous memory.
+    #[test]
+    fn mapping_of_this_process_both_ways() {
+        let me = std::process::id();
+        let code = mapping_of_this_process_both_ways as *const () as u64;
+        let exe = std::env::current_exe()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let heap = Box::new([0u8; 1 << 20]);
+        // SAFETY: plain syscalls; the mapping is unmapped below and not used otherwise.
+        let (fd, map) = unsafe {
+            let fd = libc::memfd_create(c"sysmon-maps-test".as_ptr(), 0);
+            assert!(fd >= 0);
+            assert_eq!(libc::ftruncate(fd, 4096), 0);
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            (fd, map)
+        };
+        // (address, file)
+        let cases = [
+            (code, Some(exe.as_str())),
+            (map as u64 + 100, Some("/memfd:sysmon-maps-test (deleted)")),
+            (heap.as_ptr() as u64 + 10, None),
+            (8, None),
+        ];
+        let maps = || fs::File::open(format!("/proc/{me}/maps")).unwrap();
+        for (addr, want) in cases {
+            assert_eq!(
+                read_mapping(maps(), addr).as_deref(),
+                want,
+                "{addr:#x} read"
+            );
+            match query_mapping(&maps(), addr) {
+                Ok(got) => assert_eq!(got.as_deref(), want, "{addr:#x} asked"),
+                Err(()) => eprintln!("this kernel has no PROCMAP_QUERY"),
+            }
+            assert_eq!(mapped_file(me, addr).as_deref(), want);
+        }
+        // SAFETY: the mapping and descriptor made above.
+        unsafe {
+            libc::munmap(map, 4096);
+            libc::close(fd);
         }
     }
 

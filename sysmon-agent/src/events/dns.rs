@@ -19,7 +19,9 @@ pub struct Response {
     pub status: u32,
     /// Every answer record in order, each ending in `;` (empty when there is none):
     /// `::ffff:1.2.3.4` for A, the IPv6 text for AAAA, `type:  5 name` for CNAME and
-    /// other types (the name for name-valued types, else nothing after the number).
+    /// other types (the name for name-valued types, else nothing after the number). No entry
+    /// holds a `;` of its own (names escape it), so splitting on `;` gives exactly the
+    /// answers.
     pub results: String,
 }
 
@@ -177,10 +179,14 @@ fn name(msg: &[u8], mut at: usize, out: &mut String) -> Result<usize, Malformed>
     }
 }
 
-/// Printable ASCII as is, any other byte as `\xNN`: a name is one line of plain text.
+/// Printable ASCII as is, any other byte as `\xNN`: a name is one line of plain text. So
+/// are the bytes that have a meaning around it: `;` ends an entry of QueryResults (a label
+/// `x;::ffff:10.0.0.1` must not add an address nobody answered), `.` inside a label would
+/// read as a label boundary, and `\` starts an escape (so that the text reads back one
+/// way only).
 fn push_label(out: &mut String, label: &[u8]) {
     for &b in label {
-        if b.is_ascii_graphic() {
+        if b.is_ascii_graphic() && !matches!(b, b';' | b'.' | b'\\') {
             out.push(b as char);
         } else {
             let _ = write!(out, "\\x{b:02x}");
@@ -381,6 +387,64 @@ pub mod tests {
         let cut = &msg[..msg.len() - 2];
         assert_eq!(parsed(cut, true).unwrap().results, "::ffff:1.2.3.4;");
         assert_eq!(parsed(cut, false), Err(Malformed::Truncated));
+    }
+
+    /// A label may hold any byte: `;`, `.` and `\\` in it are escaped like unprintable
+    /// bytes, so that QueryResults split on `;` gives exactly one entry per answer, and
+    /// QueryName reads back one way only.
+    #[test]
+    fn labels_cannot_forge_entries() {
+        // A name of one label per item, uncompressed.
+        let labels = |items: &[&[u8]]| {
+            let mut v = Vec::new();
+            for l in items {
+                v.push(l.len() as u8);
+                v.extend_from_slice(l);
+            }
+            v.push(0);
+            v
+        };
+        let forged = labels(&[b"x;::ffff:10.0.0.1", b"evil"]);
+        // (answers, entries as a parser splits QueryResults)
+        type Answers = Vec<(u16, Vec<u8>)>;
+        let cases: Vec<(Answers, Vec<&str>)> = vec![
+            (
+                vec![(5, forged.clone()), (1, vec![192, 0, 2, 1])],
+                vec![
+                    "type:  5 x\\x3b::ffff:10\\x2e0\\x2e0\\x2e1.evil",
+                    "::ffff:192.0.2.1",
+                ],
+            ),
+            (
+                vec![(12, forged.clone())],
+                vec!["type:  12 x\\x3b::ffff:10\\x2e0\\x2e0\\x2e1.evil"],
+            ),
+            (
+                vec![(2, labels(&[b";", b";;"])), (39, labels(&[b"a\\x3b"]))],
+                vec!["type:  2 \\x3b.\\x3b\\x3b", "type:  39 a\\x5cx3b"],
+            ),
+            (
+                vec![
+                    (15, [&[0, 10][..], &labels(&[b"m;x"])].concat()),
+                    (
+                        33,
+                        [&[0, 1, 0, 2, 0, 53][..], &labels(&[b"s;", b"t"])].concat(),
+                    ),
+                ],
+                vec!["type:  15 m\\x3bx", "type:  33 s\\x3b.t"],
+            ),
+        ];
+        for (answers, want) in cases {
+            let msg = response("q.example", 1, 0, &answers);
+            let r = parsed(&msg, false).unwrap();
+            let entries: Vec<&str> = r.results.strip_suffix(';').unwrap().split(';').collect();
+            assert_eq!(entries, want, "{}", r.results);
+            assert_eq!(entries.len(), answers.len());
+        }
+        // The question's name is escaped the same way.
+        let mut msg = response("q.example", 1, 0, &[]);
+        msg[13] = b';';
+        assert_eq!(parsed(&msg, false).unwrap().name, "\\x3b.example");
     }
 
     #[test]

@@ -2,26 +2,40 @@
 //! process got it. One event per response (so a lookup of A and AAAA is two), at most once
 //! per process, name and type per second, so that a retry storm is one event.
 
-use std::collections::HashMap;
-
 use super::{
     Event,
     dns::{self, Response},
     schema,
 };
-use crate::{enrich::Enrich, kernel::record::DnsMessage};
+use crate::{
+    enrich::{Enrich, recent::Recent},
+    kernel::record::DnsMessage,
+};
 
 /// A name is reported again by the same process for the same type after this long.
 const REPEAT_NS: u64 = 1_000_000_000;
-/// Responses remembered for that; past this the older than `REPEAT_NS` are forgotten.
+/// Responses remembered for that at most (see `Recent`: past it, a repeat may be reported
+/// twice, never hidden).
 const RECENT_MAX: usize = 4096;
 
 /// What the builder keeps between records: the parse buffers and the recent responses.
-#[derive(Default)]
 pub struct DnsState {
     response: Response,
-    /// (pid, query type, hash of the name) → time of the last event (ns since boot).
-    recent: HashMap<(u32, u16, u64), u64>,
+    /// (pid, query type, hash of the name) of the events of the last second.
+    recent: Recent<(u32, u16, u64)>,
+    /// Keyed at random at start: with a known key, a name could be found whose hash is
+    /// that of a harmless one asked just before, and its event would be held back.
+    names: std::hash::RandomState,
+}
+
+impl Default for DnsState {
+    fn default() -> Self {
+        DnsState {
+            response: Response::default(),
+            recent: Recent::new(REPEAT_NS, RECENT_MAX),
+            names: std::hash::RandomState::new(),
+        }
+    }
 }
 
 /// Builds the event into `ev`; false when there is none (not a well-formed response, or
@@ -50,20 +64,10 @@ impl DnsState {
     /// Whether the response just parsed is the first of its (process, name, type) within
     /// `REPEAT_NS`; remembers it.
     fn admit(&mut self, pid: u32, now: u64) -> bool {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        use std::hash::BuildHasher;
         let r = &self.response;
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(&r.name);
-        let key = (pid, r.qtype, hash);
-        if let Some(last) = self.recent.get(&key)
-            && now.wrapping_sub(*last) < REPEAT_NS
-        {
-            return false;
-        }
-        if self.recent.len() >= RECENT_MAX {
-            self.recent.retain(|_, t| now.wrapping_sub(*t) < REPEAT_NS);
-        }
-        self.recent.insert(key, now);
-        true
+        let hash = self.names.hash_one(&r.name);
+        self.recent.admit((pid, r.qtype, hash), now)
     }
 }
 
@@ -96,10 +100,24 @@ mod tests {
         }
         // Another type or another name is another event.
         let mut other = state_with("a.example", 28);
-        other.recent = st.recent.clone();
+        (other.recent, other.names) = (st.recent.clone(), st.names.clone());
         assert!(other.admit(10, s + 3));
         let mut other = state_with("b.example", 1);
-        other.recent = st.recent;
+        (other.recent, other.names) = (st.recent, st.names);
         assert!(other.admit(10, s + 3));
+    }
+
+    /// A burst of many times the bound in fresh (process, name) pairs: the memory stays
+    /// within the bound, the work linear in the burst.
+    #[test]
+    fn a_burst_of_fresh_names_stays_bounded() {
+        let mut st = state_with("a.example", 1);
+        let n = 20 * RECENT_MAX as u32;
+        for pid in 0..n {
+            assert!(st.admit(pid, REPEAT_NS + pid as u64));
+            assert!(st.recent.len() <= RECENT_MAX);
+        }
+        assert!(st.recent.forgotten <= n as u64);
+        assert!(!st.admit(n - 1, 2 * REPEAT_NS));
     }
 }

@@ -20,32 +20,29 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
     ev.push(&image);
     let at = ev.len();
     file::push_target(ev, &rec.file, tail);
-    // Read by path, checked against the inode the kernel saw: `-` once it is gone or replaced.
-    // The content is what it is when read: a file created executable is often still being
-    // written, so its size and time are taken now, not from the record.
-    let path: std::rc::Rc<str> = ev.get(at).into();
-    let now = std::fs::metadata(&*path);
-    let id = match now {
-        Ok(m) if unseen(rec) => {
-            let id = id_of(&m);
-            let executable = m.is_file() && m.mode() & S_IXUGO != 0;
-            if cx.modes.swap(id.dev, id.ino, executable) || !executable {
-                return false;
-            }
-            id
+    // Read by path on the hashing thread, checked against the inode the kernel saw (`-`
+    // once it is gone or replaced). The content is what the file holds when read: a file
+    // created executable is often still being written.
+    let id = if unseen(rec) {
+        // Only on kernels without the inode (before 6.13): whether there is an event at
+        // all depends on the file as it is now, so it is stat'ed here.
+        let Ok(m) = std::fs::metadata(ev.get(at)) else {
+            return false;
+        };
+        let id = id_of(&m);
+        let executable = m.is_file() && m.mode() & S_IXUGO != 0;
+        if cx.modes.swap(id.dev, id.ino, executable) || !executable {
+            return false;
         }
-        Ok(m) if m.ino() == rec.ino => FileId {
-            dev: rec.dev,
-            ..id_of(&m)
-        },
-        _ if unseen(rec) => return false,
-        _ => FileId {
+        id
+    } else {
+        FileId {
             dev: rec.dev,
             ino: rec.ino,
             size: rec.size,
             mtime_sec: rec.old_sec,
             mtime_nsec: rec.old_nsec,
-        },
+        }
     };
     // Hashed only once the rules keep the event (or need the digest to judge it).
     ev.defer(Deferred::Hashes {
@@ -53,6 +50,7 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
         path: at,
         file: id,
         pid: rec.file.header.tgid,
+        as_found: true,
     });
     true
 }
@@ -78,6 +76,7 @@ fn unseen(rec: &FileInfoRecord) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     fn record_for(path: &std::path::Path) -> FileInfoRecord {
         let m = std::fs::metadata(path).unwrap();
@@ -108,7 +107,7 @@ mod tests {
         // Created empty (size 0 in the record), written since: the content now is hashed.
         let mut build = |ev: &mut Event, rec: &FileInfoRecord| {
             assert!(build(ev, rec, &tail, &mut cx));
-            ev.take_deferred().unwrap().fill(ev, &mut cx);
+            ev.take_deferred().unwrap().fill_waiting(ev, &mut cx);
         };
         build(&mut ev, &rec);
         assert!(ev.is_complete());

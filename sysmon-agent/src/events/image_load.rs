@@ -32,6 +32,7 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
         path: at,
         file: id,
         pid: rec.file.header.tgid,
+        as_found: false,
     });
     // Signed, Signature, SignatureStatus.
     for _ in 0..3 {

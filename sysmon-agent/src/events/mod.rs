@@ -25,23 +25,29 @@ pub mod text;
 
 pub use schema::EventKind;
 
-use crate::enrich::{Enrich, clock, guid::Guid, hashes::FileId};
+use crate::enrich::{
+    Enrich, clock,
+    guid::Guid,
+    hashes::{Ask, FileId},
+};
 
 /// A field whose value costs I/O (hashing a file): the builder leaves it empty and says how
-/// to fill it, and the pipeline fills it only when the event is included, or before judging
-/// when a rule reads that field. An excluded event never pays for it. A builder of an event
-/// with `Hashes` pushes the other fields as usual and calls [`Event::defer`] in place of
-/// pushing the hashes.
+/// to fill it. The pipeline judges the event first (an excluded event never pays for it)
+/// unless a rule reads that field, asks the hashing thread for the value, and fills it once
+/// known (`agent::held`). A builder of an event with `Hashes` pushes the other fields as
+/// usual and calls [`Event::defer`] in place of pushing the hashes.
 #[derive(Debug, Clone, Copy)]
 pub enum Deferred {
     /// `Hashes` (field `field`) of the file `file`: opened through `/proc/<pid>/exe` when
     /// that is the file (an exec; right across mount namespaces), else by the path in field
-    /// `path` (a loaded library, a written executable). The file identity is checked.
+    /// `path` (a loaded library, a written executable). The file identity is checked: all
+    /// of it, or with `as_found` only device and inode (the content as read).
     Hashes {
         field: usize,
         path: usize,
         file: FileId,
         pid: u32,
+        as_found: bool,
     },
 }
 
@@ -53,17 +59,54 @@ impl Deferred {
         }
     }
 
-    /// Fills the field in `ev`.
-    pub fn fill(self, ev: &mut Event, cx: &mut Enrich) {
+    /// Whether the value is known now (the event need not wait for it).
+    pub fn ready(&self, cx: &Enrich) -> bool {
         match self {
+            Deferred::Hashes { file, .. } => cx.hasher.get(file).is_some(),
+        }
+    }
+
+    /// Asks for the value in the background, to be begun before `until`; false when it
+    /// cannot be asked now (the event then goes without it).
+    pub fn ask(&self, ev: &Event, cx: &mut Enrich, until: std::time::Instant) -> bool {
+        match *self {
             Deferred::Hashes {
-                field,
                 path,
                 file,
                 pid,
+                as_found,
+                ..
             } => {
-                let hashes = cx.hasher.hashes(file, pid, ev.get(path));
-                ev.set(field, hashes.unwrap_or(""));
+                let ask = Ask {
+                    id: file,
+                    pid,
+                    path: ev.get(path).into(),
+                    as_found,
+                };
+                cx.hasher.ask(&ask, until)
+            }
+        }
+    }
+
+    /// Asks for the value and waits for it, then fills the field (tests).
+    #[cfg(test)]
+    pub fn fill_waiting(self, ev: &mut Event, cx: &mut Enrich) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        if self.ask(ev, cx, until) {
+            while !self.ready(cx) && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                cx.hasher.collect();
+            }
+        }
+        self.fill(ev, cx);
+    }
+
+    /// Fills the field in `ev` with what is known (`-` when nothing is).
+    pub fn fill(self, ev: &mut Event, cx: &mut Enrich) {
+        match self {
+            Deferred::Hashes { field, file, .. } => {
+                let hashes = cx.hasher.get(&file).flatten().unwrap_or("");
+                ev.set(field, hashes);
             }
         }
     }
@@ -105,6 +148,21 @@ impl Event {
             ends: Vec::with_capacity(32),
             deferred: None,
         }
+    }
+
+    /// Makes this event a copy of `other`, keeping this one's buffers.
+    pub fn copy_from(&mut self, other: &Event) {
+        self.kind = other.kind;
+        self.buf.clear();
+        self.buf.push_str(&other.buf);
+        self.ends.clear();
+        self.ends.extend_from_slice(&other.ends);
+        self.deferred = other.deferred;
+    }
+
+    /// Bytes its values hold (for memory bounds).
+    pub fn bytes(&self) -> usize {
+        self.buf.len() + 4 * self.ends.len()
     }
 
     /// Starts a new event of `kind`, keeping the buffers.

@@ -2,12 +2,12 @@
 //! Linux), ptrace PEEK*/POKE*, process_vm_readv/writev, and opens of another process's
 //! /proc/<pid>/mem. The kernel sends one record per (source, target, kind) a second.
 
-use std::{collections::HashMap, rc::Rc};
+use std::rc::Rc;
 
 use sysmon_common::access::{ACCESS_REPORT_NS, AccessRecord, NO_ACCESS, flag, remote_kind};
 
 use super::{Event, schema};
-use crate::enrich::{Enrich, clock, guid::Guid, procfs};
+use crate::enrich::{Enrich, clock, guid::Guid, procfs, recent::Recent};
 
 /// The process an access record is about, as the events show it.
 pub struct Target {
@@ -49,28 +49,26 @@ pub fn target(rec: &AccessRecord, cx: &mut Enrich) -> Option<Target> {
 /// The kernel limits each (source, target thread as named, kind) to once a second; this
 /// makes it once per target *process*: a debugger attaching to every thread of a process
 /// gives one event, not one per thread.
-#[derive(Default)]
 pub struct AccessLimit {
-    seen: HashMap<(u32, u32, u32), u64>,
+    seen: Recent<(u32, u32, u32)>,
 }
 
-/// Entries kept before old ones are swept.
+/// Keys remembered at most (see `Recent`: past it, an access may be reported twice in a
+/// second, never hidden).
 const LIMIT_ENTRIES: usize = 4096;
+
+impl Default for AccessLimit {
+    fn default() -> Self {
+        AccessLimit {
+            seen: Recent::new(ACCESS_REPORT_NS, LIMIT_ENTRIES),
+        }
+    }
+}
 
 impl AccessLimit {
     /// Whether an event of `kind` from `source` to `target` at `now_ns` may go out.
     pub fn admit(&mut self, source: u32, target: u32, kind: u32, now_ns: u64) -> bool {
-        let fresh = |t: u64| now_ns.saturating_sub(t) < ACCESS_REPORT_NS;
-        if self.seen.len() >= LIMIT_ENTRIES {
-            self.seen.retain(|_, t| fresh(*t));
-        }
-        match self.seen.get(&(source, target, kind)) {
-            Some(t) if fresh(*t) => false,
-            _ => {
-                self.seen.insert((source, target, kind), now_ns);
-                true
-            }
-        }
+        self.seen.admit((source, target, kind), now_ns)
     }
 }
 
@@ -144,14 +142,14 @@ mod tests {
         for (i, (src, tgt, kind, t, want)) in cases.into_iter().enumerate() {
             assert_eq!(l.admit(src, tgt, kind, t), want, "case {i}");
         }
-        // A full table sweeps what is older than a second, and still limits the rest.
-        for n in 0..LIMIT_ENTRIES as u32 {
-            l.admit(100, n, 0, 6 * s);
+        // A burst of many times the bound in fresh targets: the memory stays bounded, and
+        // what was let through last is still limited.
+        for n in 0..10 * LIMIT_ENTRIES as u32 {
+            assert!(l.admit(100, n, 0, 7 * s + n as u64));
+            assert!(l.seen.len() <= LIMIT_ENTRIES);
         }
-        assert!(l.seen.len() >= LIMIT_ENTRIES);
-        assert!(l.admit(1, 2, 0x20, 7 * s));
-        assert_eq!(l.seen.len(), 1, "swept");
-        assert!(!l.admit(1, 2, 0x20, 7 * s + 10));
+        assert!(l.seen.forgotten <= 10 * LIMIT_ENTRIES as u64);
+        assert!(!l.admit(100, 10 * LIMIT_ENTRIES as u32 - 1, 0, 8 * s));
     }
 
     #[test]

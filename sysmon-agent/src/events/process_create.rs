@@ -15,7 +15,7 @@ use crate::{
 pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich) {
     ev.reset(schema::by_id(schema::PROCESS_CREATE).unwrap());
     let pid = rec.header.tgid;
-    let guid = cx.cache.guid(rec.start_ns, rec.end_code);
+    let guid = cx.cache.guid(pid, rec.start_ns, rec.end_code);
 
     ev.push(""); // RuleName
     clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(rec.start_ns));
@@ -59,6 +59,7 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
         path: image_at,
         file: id,
         pid,
+        as_found: false,
     });
 
     match cx.cache.parent(rec.ppid, rec.start_ns) {

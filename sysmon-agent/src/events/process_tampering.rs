@@ -18,7 +18,7 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, image: &str, cx: &mut Enrich) {
     ev.push(""); // RuleName
     clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(rec.header.time_ns));
     ev.close();
-    let guid = cx.cache.guid(rec.start_ns, rec.end_code);
+    let guid = cx.cache.guid(rec.header.tgid, rec.start_ns, rec.end_code);
     ev.push_fmt(format_args!("{guid}"));
     ev.push_fmt(format_args!("{}", rec.header.tgid));
     ev.push(image);

@@ -12,7 +12,7 @@ pub fn build(ev: &mut Event, rec: &ExitRecord, cx: &mut Enrich) {
     clock::write_utc_time(ev.buf(), cx.clock.epoch_ns(rec.header.time_ns));
     ev.close();
     let start = rec.start_ns;
-    let guid = cx.cache.guid(start, 0);
+    let guid = cx.cache.guid(pid, start, 0);
     match cx.cache.get(pid, Some(start)) {
         Some(p) => {
             ev.push_guid(&p.guid);

@@ -248,7 +248,12 @@ fn detach_stdio(socket: &std::path::Path) {
     let socket = socket.to_owned();
     let pid = std::process::id();
     std::thread::spawn(move || {
-        let sock = UnixDatagram::unbound().ok();
+        // Non-blocking: a stuck syslog must not stop this thread reading the pipe, or the
+        // pipe would fill and every `eprintln!` of the event loop would wait. A line syslog
+        // cannot take now is dropped.
+        let sock = UnixDatagram::unbound()
+            .ok()
+            .filter(|s| s.set_nonblocking(true).is_ok());
         for line in std::io::BufReader::new(fs::File::from(read_end))
             .lines()
             .map_while(Result::ok)

@@ -1,10 +1,12 @@
-//! A log file the agent writes itself (`-o json`, `-o xml`): whole lines, one `write` per
-//! batch, rotation by size, and a file moved away by logrotate followed by its inode.
+//! A log file the agent writes itself (`-o json`, `-o xml`): whole lines, rotation by
+//! size, and a file moved away or removed (logrotate, an administrator freeing a full disk)
+//! let go of at once and a new one started at the path.
 //!
-//! Lines wait in one bounded buffer until they are written. A full disk or an unwritable
-//! file costs the reader thread one failed `write` per second (the tick retries; batches in
-//! between only append to the buffer); what does not fit the buffer is counted, and the
-//! agent reports the count as event 255 once the file takes events again.
+//! Every call on the file (open, `write`, `fallocate`, `stat`, `rename`, close) is made on
+//! a thread of the file's own (`writer`): the reader thread only copies lines into a
+//! bounded queue, so a full disk, a hung NFS mount or a stalled FUSE file system stalls no
+//! event. What does not fit the queue is counted, and the agent reports the count as event
+//! 255 once the file takes events again.
 
 use std::{
     ffi::CString,
@@ -15,58 +17,48 @@ use std::{
         fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     },
     path::{Path, PathBuf},
+    time::Instant,
 };
 
-use memchr::{memchr, memrchr};
+use memchr::memrchr;
 
-use super::outputs::Rotation;
+use super::{
+    outputs::Rotation,
+    writer::{Target, Writer},
+};
 
-/// What may wait for the file: about ten seconds of a busy machine.
+/// What may wait for the file: about ten seconds of a busy machine (and as much again may
+/// be in the writer's hands).
 pub const QUEUE_MAX_BYTES: usize = 8 << 20;
-/// A batch this large is written at once instead of at the end of the batch.
-const BATCH_MAX_BYTES: usize = 1 << 20;
 /// Blocks are reserved this far ahead of the writes: one `fallocate` per megabyte of log,
 /// not one per batch (an ext4 `fallocate` cost more than the batch's `write`).
 const RESERVE_AHEAD: u64 = 1 << 20;
 
+/// The reader thread's side of a log file: lines in, nothing that waits.
 pub struct FileSink {
     path: PathBuf,
-    rotation: Rotation,
-    file: Option<File>,
-    /// `(st_dev, st_ino)` of `file`: the path naming another file means it was moved.
-    id: (u64, u64),
-    size: u64,
-    /// Where the blocks reserved in `file` end (at or beyond `size`).
-    reserved: u64,
-    /// Whole lines not yet written, oldest first.
-    pending: Vec<u8>,
-    /// The last write failed: only [`FileSink::retry`] (once a second) tries again.
-    failing: bool,
-    dropped: u64,
-    /// The last error, said once on stderr until a write succeeds.
-    error: Option<String>,
+    writer: Writer,
 }
 
 impl FileSink {
-    /// Opens (or creates) the file now, so that a partial line left by a crash is cut
-    /// back before anything is appended; an error is kept and retried on write.
-    pub fn new(path: &Path, rotation: Rotation) -> Self {
-        let mut sink = FileSink {
+    /// Starts the file's writer thread, which opens (or creates) the file at once, so that
+    /// a partial line left by a crash is cut back before anything is appended. Files and
+    /// directories it creates get group `gid` (see [`adm_gid`]).
+    pub fn new(path: &Path, rotation: Rotation, gid: libc::gid_t) -> Self {
+        let file = LogFile {
             path: path.to_owned(),
             rotation,
+            gid,
             file: None,
             id: (0, 0),
             size: 0,
             reserved: 0,
-            pending: Vec::with_capacity(64 * 1024),
-            failing: false,
-            dropped: 0,
             error: None,
         };
-        if let Err(e) = sink.open() {
-            sink.fail(&e);
+        FileSink {
+            path: path.to_owned(),
+            writer: Writer::spawn("sysmon-file", file, QUEUE_MAX_BYTES),
         }
-        sink
     }
 
     pub fn path(&self) -> &Path {
@@ -75,59 +67,153 @@ impl FileSink {
 
     /// Appends one line (its `\n` is added if missing) to the batch.
     pub fn push(&mut self, line: &[u8]) {
-        let newline = !line.ends_with(b"\n");
-        if self.pending.len() + line.len() + newline as usize > QUEUE_MAX_BYTES {
-            self.dropped += 1;
-            return;
-        }
-        self.pending.extend_from_slice(line);
-        if newline {
-            self.pending.push(b'\n');
-        }
-        if self.pending.len() >= BATCH_MAX_BYTES && !self.failing {
-            self.write_pending();
+        if line.ends_with(b"\n") {
+            self.writer.push(&[line]);
+        } else {
+            self.writer.push(&[line, b"\n"]);
         }
     }
 
-    /// The end of a batch: what waits is written, unless the file is failing.
+    /// The end of a batch: hands it to the writer thread.
     pub fn flush(&mut self) {
-        if !self.failing {
-            self.write_pending();
-        }
+        self.writer.flush();
     }
 
-    /// The tick: tries again after a failure.
-    pub fn retry(&mut self) {
-        self.write_pending();
-    }
-
-    /// Bytes waiting for the file.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Lines dropped since the last call.
+    /// Lines dropped since the last call (no room in the queue, or unwritten at stop).
     pub fn take_dropped(&mut self) -> u64 {
-        std::mem::take(&mut self.dropped)
+        self.writer.take_dropped()
     }
 
-    fn write_pending(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        match self.write_lines() {
-            Ok(()) => {
-                self.failing = false;
-                if self.error.take().is_some() {
-                    eprintln!("sysmon: {}: writable again", self.path.display());
+    /// Whether every line handed over is in the file.
+    pub fn caught_up(&self) -> bool {
+        self.writer.caught_up()
+    }
+
+    /// Whether every line handed over is in the file (or was given up).
+    pub fn written(&self) -> bool {
+        self.writer.written()
+    }
+
+    /// Waits until every line handed over is in the file, or until `until`.
+    pub fn wait_written(&mut self, until: Instant) -> bool {
+        self.writer.wait_written(until)
+    }
+
+    /// Writes what waits until `until`, then lets go of the file; returns how many lines
+    /// were not written.
+    pub fn stop(&mut self, until: Instant) -> u64 {
+        self.writer.stop(until)
+    }
+}
+
+/// The file itself, on the writer's thread.
+struct LogFile {
+    path: PathBuf,
+    rotation: Rotation,
+    gid: libc::gid_t,
+    file: Option<File>,
+    /// `(st_dev, st_ino)` of `file`: the path naming another file means it was moved.
+    id: (u64, u64),
+    size: u64,
+    /// Where the blocks reserved in `file` end (at or beyond `size`).
+    reserved: u64,
+    /// The last error, said once on stderr until a write succeeds.
+    error: Option<String>,
+}
+
+impl Target for LogFile {
+    /// Writes whole lines: usually one `write`; more when the file must be rotated in
+    /// between. Stops at the first error (a full disk), which the writer retries.
+    fn write(&mut self, buf: &[u8], start: usize, ends: &[usize]) -> io::Result<usize> {
+        self.follow_moves();
+        let mut n = 0;
+        while n < ends.len() {
+            let from = if n == 0 { start } else { ends[n - 1] };
+            match self.write_run(buf, from, &ends[n..]) {
+                Ok(k) => n += k,
+                Err(e) if n == 0 => {
+                    self.fail(&e);
+                    return Err(e);
                 }
+                // Written so far counts; the error comes back on the next call.
+                Err(_) => break,
             }
-            Err(e) => self.fail(&e),
         }
+        if self.error.take().is_some() {
+            eprintln!("sysmon: {}: writable again", self.path.display());
+        }
+        Ok(n)
+    }
+
+    /// Idle or failing: a file moved or removed is let go of (its space comes back), and
+    /// a new one is started at the path.
+    fn idle(&mut self) {
+        self.follow_moves();
+        if self.file.is_none()
+            && let Err(e) = self.open()
+        {
+            self.fail(&e);
+        }
+    }
+}
+
+impl LogFile {
+    /// Writes the lines from `start` to `ends[..k]` that fit before the next rotation (at
+    /// least one); returns `k`. A short write keeps its whole lines and cuts the rest off;
+    /// with no whole line written it is an error (no room), never a loop.
+    fn write_run(&mut self, buf: &[u8], start: usize, ends: &[usize]) -> io::Result<usize> {
+        if self.file.is_none() {
+            self.open()?;
+        }
+        let limit = self.rotation.size;
+        let fitting = |size: u64| {
+            let room = limit.saturating_sub(size);
+            ends.partition_point(|e| (e - start) as u64 <= room)
+        };
+        let mut k = fitting(self.size);
+        if k == 0 && self.size > 0 {
+            self.rotate()?;
+            self.open()?;
+            k = fitting(self.size);
+        }
+        // A line longer than the size limit goes alone into a fresh file.
+        let k = k.max(1);
+        let end = ends[k - 1];
+        let len = (end - start) as u64;
+        let file = self.file.as_mut().expect("opened above");
+        let stop = self.size + len;
+        if stop > self.reserved {
+            let ahead = (self.size + RESERVE_AHEAD)
+                .min(self.rotation.size)
+                .max(stop);
+            // Short of a megabyte of room: what this write needs will do.
+            if reserve(file, self.size, ahead - self.size).is_ok() {
+                self.reserved = ahead;
+            } else {
+                reserve(file, self.size, len)?;
+                self.reserved = stop;
+            }
+        }
+        let written = file.write(&buf[start..end])?;
+        let whole = ends[..k].partition_point(|e| e - start <= written);
+        let whole_bytes = if whole == 0 {
+            0
+        } else {
+            ends[whole - 1] - start
+        };
+        // A short write all the same (a filesystem without `fallocate`): keep its whole
+        // lines, cut the rest off.
+        if whole_bytes < written {
+            file.set_len(self.size + whole_bytes as u64)?;
+        }
+        self.size += whole_bytes as u64;
+        if whole == 0 {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        Ok(whole)
     }
 
     fn fail(&mut self, e: &io::Error) {
-        self.failing = true;
         let msg = e.to_string();
         if self.error.as_deref() != Some(msg.as_str()) {
             eprintln!("sysmon: {}: {msg}; events wait", self.path.display());
@@ -135,60 +221,8 @@ impl FileSink {
         }
     }
 
-    /// Writes every waiting line, whole: usually one `write`; more when the file must be
-    /// rotated in between or the disk fills up.
-    fn write_lines(&mut self) -> io::Result<()> {
-        self.follow_moves();
-        while !self.pending.is_empty() {
-            if self.file.is_none() {
-                self.open()?;
-            }
-            let room = self.rotation.size.saturating_sub(self.size);
-            let mut take = self.pending.len();
-            if take as u64 > room {
-                // The whole lines that still fit; an event is never split across files.
-                take = memrchr(b'\n', &self.pending[..room as usize]).map_or(0, |i| i + 1);
-                if take == 0 {
-                    if self.size > 0 {
-                        self.rotate()?;
-                        continue;
-                    }
-                    // A line longer than the size limit goes alone into a fresh file.
-                    take = memchr(b'\n', &self.pending).map_or(self.pending.len(), |i| i + 1);
-                }
-            }
-            let file = self.file.as_mut().unwrap();
-            let end = self.size + take as u64;
-            if end > self.reserved {
-                let ahead = (self.size + RESERVE_AHEAD).min(self.rotation.size).max(end);
-                // Short of a megabyte of room: what this write needs will do.
-                if reserve(file, self.size, ahead - self.size).is_err() {
-                    reserve(file, self.size, take as u64)?;
-                }
-                self.reserved = end.max(ahead);
-            }
-            let n = file.write(&self.pending[..take])?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            // A short write all the same (a filesystem without `fallocate`): keep its whole
-            // lines, cut the rest off, and let the next write say why.
-            let whole = if n < take {
-                memrchr(b'\n', &self.pending[..n]).map_or(0, |i| i + 1)
-            } else {
-                n
-            };
-            if whole < n {
-                file.set_len(self.size + whole as u64)?;
-            }
-            self.size += whole as u64;
-            self.pending.drain(..whole);
-        }
-        Ok(())
-    }
-
-    /// An external logrotate renamed (or removed) the file: the next line goes to a new one
-    /// at the path. One `stat` per batch.
+    /// An external logrotate renamed the file, or someone removed it: the next line goes
+    /// to a new one at the path, and the old one is closed, so its space comes back.
     fn follow_moves(&mut self) {
         if self.file.is_none() {
             return;
@@ -230,19 +264,18 @@ impl FileSink {
 
     fn open(&mut self) -> io::Result<()> {
         self.close();
-        let adm = adm_gid();
         if let Some(dir) = self.path.parent().filter(|d| !d.exists()) {
             fs::create_dir_all(dir)?;
             // The daemon's umask is 077: set the mode the directory is meant to have.
             fs::set_permissions(dir, fs::Permissions::from_mode(0o750))?;
-            chown(dir, adm)?;
+            chown(dir, self.gid)?;
         }
         let mut options = OpenOptions::new();
         options.read(true).append(true).mode(0o640);
         let file = match options.clone().create_new(true).open(&self.path) {
             Ok(f) => {
                 f.set_permissions(fs::Permissions::from_mode(0o640))?;
-                chown(&self.path, adm)?;
+                chown(&self.path, self.gid)?;
                 f
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(&self.path)?,
@@ -254,6 +287,15 @@ impl FileSink {
         self.id = (meta.dev(), meta.ino());
         self.file = Some(file);
         Ok(())
+    }
+}
+
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        if let Some(f) = &mut self.file {
+            let _ = f.flush();
+        }
+        self.close();
     }
 }
 
@@ -285,6 +327,7 @@ fn cut_partial_line(file: &File, len: u64) -> io::Result<u64> {
 /// Filesystems that cannot do it (NFS, some FUSE) are written without.
 fn reserve(file: &File, at: u64, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor `file` keeps open.
     let r = unsafe {
         libc::fallocate(
             file.as_raw_fd(),
@@ -310,37 +353,43 @@ fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
     }
 }
 
-/// Group `adm` (log readers on Debian and Ubuntu), else root's.
-fn adm_gid() -> libc::gid_t {
-    let grp = unsafe { libc::getgrnam(c"adm".as_ptr()) };
-    if grp.is_null() {
+/// Group `adm` (log readers on Debian and Ubuntu), else root's. Asked once at start (NSS
+/// may take seconds), not at every open.
+pub fn adm_gid() -> libc::gid_t {
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut out: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: `grp` and `buf` outlive the call, which writes at most `buf.len()` bytes
+    // into `buf` and points `out` at `grp` (or leaves it null).
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c"adm".as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut out,
+        )
+    };
+    if rc != 0 || out.is_null() {
         0
     } else {
-        unsafe { (*grp).gr_gid }
+        grp.gr_gid
     }
 }
 
 fn chown(path: &Path, gid: libc::gid_t) -> io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: `c` is a NUL-terminated path that lives through the call.
     if unsafe { libc::chown(c.as_ptr(), 0, gid) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
 }
 
-impl Drop for FileSink {
-    fn drop(&mut self) {
-        self.retry();
-        if let Some(f) = &mut self.file {
-            let _ = f.flush();
-        }
-        self.close();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("sysmon-file-{tag}-{}", std::process::id()));
@@ -352,27 +401,64 @@ mod tests {
         fs::read_to_string(p).unwrap_or_default()
     }
 
+    fn rotation(size: u64, keep: u32) -> Rotation {
+        Rotation { size, keep }
+    }
+
+    /// The file as its writer thread has it, opened as at start.
+    fn log_file(path: &Path, rotation: Rotation) -> LogFile {
+        let mut f = LogFile {
+            path: path.to_owned(),
+            rotation,
+            gid: adm_gid(),
+            file: None,
+            id: (0, 0),
+            size: 0,
+            reserved: 0,
+            error: None,
+        };
+        f.idle();
+        f
+    }
+
+    /// Writes `lines` (each gets its `\n`) as the writer thread would, to the end or the
+    /// first error.
+    fn put(f: &mut LogFile, lines: &[&[u8]]) -> io::Result<()> {
+        let (mut buf, mut ends) = (Vec::new(), Vec::new());
+        for l in lines {
+            buf.extend_from_slice(l);
+            buf.push(b'\n');
+            ends.push(buf.len());
+        }
+        let mut done = 0;
+        while done < ends.len() {
+            let start = if done == 0 { 0 } else { ends[done - 1] };
+            done += f.write(&buf, start, &ends[done..])?;
+        }
+        Ok(())
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
     #[test]
     fn creates_with_modes_and_appends_whole_lines() {
         let d = dir("modes");
         let path = d.join("sub/e.json");
-        let mut s = FileSink::new(
-            &path,
-            Rotation {
-                size: 1 << 20,
-                keep: 2,
-            },
-        );
+        let mut s = FileSink::new(&path, rotation(1 << 20, 2), adm_gid());
         s.push(b"one");
         s.push(b"two\n");
+        assert!(s.written(), "nothing handed over yet");
         assert_eq!(read(&path), "", "nothing before the end of the batch");
         s.flush();
+        assert!(s.wait_written(soon()));
         assert_eq!(read(&path), "one\ntwo\n");
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o640);
         assert_eq!(mode(path.parent().unwrap()), 0o750);
         assert_eq!(fs::metadata(&path).unwrap().gid(), adm_gid());
-        drop(s);
+        assert_eq!(s.stop(soon()), 0);
         fs::remove_dir_all(&d).unwrap();
     }
 
@@ -382,25 +468,22 @@ mod tests {
     fn reserves_ahead_and_gives_back_at_close() {
         let d = dir("reserve");
         let path = d.join("e.json");
-        let rotation = |size| Rotation { size, keep: 1 };
         let allocated = |p: &Path| fs::metadata(p).unwrap().blocks() * 512;
-        let mut s = FileSink::new(&path, rotation(8 << 20));
-        s.push(b"one\n");
-        s.flush();
+        let mut f = log_file(&path, rotation(8 << 20, 1));
+        put(&mut f, &[b"one"]).unwrap();
         assert!(
             allocated(&path) >= RESERVE_AHEAD,
             "{} bytes",
             allocated(&path)
         );
-        drop(s);
+        drop(f);
         assert!(allocated(&path) < 64 << 10, "{} bytes", allocated(&path));
         assert_eq!(read(&path), "one\n");
         // Never past the rotation size, and the rotated file gives its blocks back.
-        let line = [b'x'; 999];
-        let mut s = FileSink::new(&path, rotation(6000));
+        let line = [b'x'; 998];
+        let mut f = log_file(&path, rotation(6000, 1));
         for _ in 0..7 {
-            s.push(&line);
-            s.flush();
+            put(&mut f, &[&line]).unwrap();
         }
         assert!(allocated(&path) < 64 << 10, "{} bytes", allocated(&path));
         let rotated = d.join("e.json.1");
@@ -409,7 +492,7 @@ mod tests {
             "{} bytes",
             allocated(&rotated)
         );
-        drop(s);
+        drop(f);
         fs::remove_dir_all(&d).unwrap();
     }
 
@@ -430,16 +513,9 @@ mod tests {
         ];
         for (before, after) in cases {
             fs::write(&path, &before).unwrap();
-            let mut s = FileSink::new(
-                &path,
-                Rotation {
-                    size: 1 << 30,
-                    keep: 1,
-                },
-            );
+            let mut f = log_file(&path, rotation(1 << 30, 1));
             assert_eq!(read(&path), after);
-            s.push(b"next");
-            s.flush();
+            put(&mut f, &[b"next"]).unwrap();
             assert_eq!(read(&path), after + "next\n");
         }
         fs::remove_dir_all(&d).unwrap();
@@ -451,14 +527,12 @@ mod tests {
     fn rotates_by_size_keeping_n() {
         let d = dir("rotate");
         let path = d.join("e.json");
-        let mut s = FileSink::new(&path, Rotation { size: 100, keep: 3 });
-        for i in 0..60 {
-            s.push(format!("line-{i:04}").as_bytes());
-            if i % 7 == 0 {
-                s.flush();
-            }
+        let mut f = log_file(&path, rotation(100, 3));
+        let lines: Vec<String> = (0..60).map(|i| format!("line-{i:04}")).collect();
+        for batch in lines.chunks(7) {
+            let batch: Vec<&[u8]> = batch.iter().map(|l| l.as_bytes()).collect();
+            put(&mut f, &batch).unwrap();
         }
-        s.flush();
         let mut names: Vec<_> = fs::read_dir(&d)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -472,63 +546,69 @@ mod tests {
             all.extend(text.lines().map(str::to_owned));
         }
         // The newest lines, in order, none split.
-        let want: Vec<_> = (60 - all.len()..60)
-            .map(|i| format!("line-{i:04}"))
-            .collect();
-        assert_eq!(all, want);
+        assert_eq!(all, lines[60 - all.len()..]);
         fs::remove_dir_all(&d).unwrap();
     }
 
-    /// logrotate renames the file: the next batch goes to a new file at the path.
+    /// logrotate renames the file, or someone removes it: the writer lets go of it (the
+    /// next write, or its idle check while nothing comes or the disk is full) and a new
+    /// file is started at the path.
     #[test]
-    fn follows_an_external_rename() {
+    fn lets_go_of_a_moved_or_removed_file() {
         let d = dir("moved");
         let path = d.join("e.xml");
-        let mut s = FileSink::new(
-            &path,
-            Rotation {
-                size: 1 << 20,
-                keep: 1,
-            },
-        );
-        s.push(b"before");
-        s.flush();
+        let mut f = log_file(&path, rotation(1 << 20, 1));
+        put(&mut f, &[b"before"]).unwrap();
         fs::rename(&path, d.join("e.xml.old")).unwrap();
-        s.push(b"after");
-        s.flush();
+        put(&mut f, &[b"after"]).unwrap();
         assert_eq!(read(&d.join("e.xml.old")), "before\n");
         assert_eq!(read(&path), "after\n");
+        // Removed: at the idle check the old file is closed (no descriptor of ours names a
+        // deleted file) and a new one exists at once.
+        let open_deleted = || {
+            fs::read_dir("/proc/self/fd").unwrap().any(|e| {
+                fs::read_link(e.unwrap().path())
+                    .is_ok_and(|t| t.to_string_lossy().contains("e.xml (deleted)"))
+            })
+        };
+        fs::remove_file(&path).unwrap();
+        assert!(open_deleted());
+        f.idle();
+        assert!(!open_deleted(), "the removed file is still open");
+        assert!(path.exists(), "no new file at the path");
+        put(&mut f, &[b"new"]).unwrap();
+        assert_eq!(read(&path), "new\n");
         fs::remove_dir_all(&d).unwrap();
     }
 
-    /// Unwritable: lines wait up to the bound, the rest is counted; once writable, what
-    /// waited is written in order.
+    /// Unwritable: the reader side never waits, lines wait up to the bound, the newest are
+    /// counted as dropped; once writable, what waited is written in order.
     #[test]
     fn bounded_while_unwritable() {
         let d = dir("full");
         let path = d.join("e.json");
         fs::create_dir_all(&path).unwrap(); // a directory where the file should be
-        let mut s = FileSink::new(
-            &path,
-            Rotation {
-                size: 1 << 30,
-                keep: 1,
-            },
-        );
-        let line = vec![b'x'; 1023];
+        let mut s = FileSink::new(&path, rotation(1 << 30, 1), adm_gid());
+        // Three times what may wait: at most as much again is in the writer's hands.
         let fit = QUEUE_MAX_BYTES / 1024;
-        for _ in 0..fit + 5 {
-            s.push(&line);
+        let total = 3 * fit;
+        for i in 0..total {
+            s.push(format!("{i:07}-{}", "x".repeat(1015)).as_bytes());
             s.flush();
         }
-        assert_eq!(s.pending(), fit * 1024);
-        assert_eq!(s.take_dropped(), 5);
+        assert!(!s.caught_up());
+        let dropped = s.take_dropped() as usize;
+        assert!(dropped >= total - 2 * fit, "{dropped} dropped");
         fs::remove_dir(&path).unwrap();
-        s.flush();
-        assert_eq!(s.pending(), fit * 1024, "only the tick retries");
-        s.retry();
-        assert_eq!(s.pending(), 0);
-        assert_eq!(fs::metadata(&path).unwrap().len(), (fit * 1024) as u64);
+        assert!(s.wait_written(soon()), "written once writable");
+        let text = read(&path);
+        let kept: Vec<usize> = text.lines().map(|l| l[..7].parse().unwrap()).collect();
+        assert_eq!(kept.len(), total - dropped);
+        // The oldest fill the queue first; later ones fit again once the writer took them
+        // in hand. In order, each once.
+        assert_eq!(kept[..fit], (0..fit).collect::<Vec<_>>());
+        assert!(kept.windows(2).all(|w| w[0] < w[1]), "in order");
+        assert!(s.caught_up());
         fs::remove_dir_all(&d).unwrap();
     }
 }

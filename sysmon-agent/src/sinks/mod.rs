@@ -4,3 +4,4 @@ pub mod delivery;
 pub mod file;
 pub mod outputs;
 pub mod syslog;
+pub mod writer;
