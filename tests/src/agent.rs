@@ -49,6 +49,15 @@ impl Agent {
         cmd.args(options);
         let child = cmd
             .env("SYSMON_SYSLOG_SOCKET", &syslog.socket)
+            // Never the machine's own rsyslogd: without a stream of this one, a path that
+            // does not exist.
+            .env(
+                "SYSMON_RSYSLOG_SOCKET",
+                syslog
+                    .stream
+                    .clone()
+                    .unwrap_or_else(|| dir.join("no-stream.sock")),
+            )
             .env("SYSMON_STATE_DIR", dir.join("state"))
             .stdin(Stdio::null())
             .stdout(File::create(dir.join("agent.stdout")).unwrap())

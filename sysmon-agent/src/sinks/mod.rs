@@ -3,4 +3,5 @@
 pub mod delivery;
 pub mod file;
 pub mod outputs;
+pub mod stream;
 pub mod syslog;
