@@ -41,7 +41,8 @@ fn each_rsyslogd_gets_every_event_its_way() {
         return;
     };
     // (what rsyslogd has, the input every event comes through)
-    let cases: [(&str, fn(&Path) -> Rsyslog, &str); 2] = [
+    type Start = fn(&Path) -> Rsyslog;
+    let cases: [(&str, Start, &str); 2] = [
         ("our input", Rsyslog::start, "imptcp"),
         (
             "no input of ours",
