@@ -173,12 +173,13 @@ impl Syslog {
         self.retry();
     }
 
-    /// A stream broken for longer than `GRACE`: what waits for it goes to `/dev/log`.
+    /// A stream broken for longer than `GRACE`: what waits for it goes to `/dev/log`. Not
+    /// with a batch begun: its frames were rendered for the stream.
     fn fall_back(&mut self) {
         let Link::Stream(s) = &mut self.link else {
             return;
         };
-        if s.connected() || s.away_for() < GRACE {
+        if s.connected() || s.away_for() < GRACE || !self.ends.is_empty() {
             return;
         }
         self.carried_dropped += s.take_dropped();
