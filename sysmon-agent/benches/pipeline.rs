@@ -149,6 +149,7 @@ fn run(dir: &Path, config: Config, outputs: Outputs, fresh: bool, n: u32, base: 
         config_hash: None,
         debug: false,
         syslog_path: dir.join("log.sock"),
+        rsyslog_socket: None,
         outputs,
         state_dir: dir.join("state"),
         btf: None,

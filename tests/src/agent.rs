@@ -32,7 +32,8 @@ impl Agent {
         Self::start_with(syslog, dir, config, env, &[])
     }
 
-    /// [`Agent::start`] with extra environment variables and command-line options.
+    /// [`Agent::start`] with extra environment variables (which win over the defaults) and
+    /// command-line options.
     pub fn start_with(
         syslog: &Rsyslog,
         dir: &Path,
@@ -41,15 +42,24 @@ impl Agent {
         options: &[&std::ffi::OsStr],
     ) -> Agent {
         let mut cmd = Command::new(crate::sysmon_bin());
-        cmd.envs(env.iter().copied());
+        cmd.env("SYSMON_SYSLOG_SOCKET", &syslog.socket)
+            // Never the machine's own rsyslogd: without a stream of this one, a path that
+            // does not exist.
+            .env(
+                "SYSMON_RSYSLOG_SOCKET",
+                syslog
+                    .stream
+                    .clone()
+                    .unwrap_or_else(|| dir.join("no-stream.sock")),
+            )
+            .env("SYSMON_STATE_DIR", dir.join("state"))
+            .envs(env.iter().copied());
         cmd.arg("-accepteula").arg("-t");
         if let Some(c) = config {
             cmd.arg(c);
         }
         cmd.args(options);
         let child = cmd
-            .env("SYSMON_SYSLOG_SOCKET", &syslog.socket)
-            .env("SYSMON_STATE_DIR", dir.join("state"))
             .stdin(Stdio::null())
             .stdout(File::create(dir.join("agent.stdout")).unwrap())
             .stderr(File::create(dir.join("agent.stderr")).unwrap())

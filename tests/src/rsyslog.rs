@@ -1,4 +1,4 @@
-//! A private rsyslogd: its own socket, its own output file, no rate limit.
+//! A private rsyslogd: its own sockets, its own output file, no rate limit.
 
 use std::{
     fs,
@@ -18,38 +18,63 @@ pub struct Rsyslog {
     child: Option<Child>,
     conf: PathBuf,
     pub pid_file: PathBuf,
+    /// The datagram socket (`/dev/log`'s stand-in).
     pub socket: PathBuf,
-    /// Every message: `<programname> <facility> <severity> <msg>`, one per line.
+    /// The stream socket of an input like the one `sysmon -i` installs, if it has one.
+    pub stream: Option<PathBuf>,
+    /// Every message: `<programname> <input> <facility> <severity> <msg>`, one per line;
+    /// rsyslogd's own among them (`processInternalMessages`), so its complaints show.
     pub output: PathBuf,
 }
 
 impl Rsyslog {
+    /// An rsyslogd with the stream input of ours (`imptcp`, unix socket) and `/dev/log`'s
+    /// (`imuxsock`), both to the catch-all file.
     pub fn start(dir: &Path) -> Rsyslog {
-        Self::start_with(dir, None)
+        Self::launch(dir, Inputs::Both)
     }
 
-    /// As `start`, with the rules of `include` (a glob, may match nothing) applied before
-    /// the catch-all: that is where an installed `/etc/rsyslog.d/30-sysmon.conf` goes. As
-    /// on a distribution's rsyslogd, the message size limit is then rsyslog's default (8 KiB)
-    /// unless the included files raise it.
-    pub fn start_with(dir: &Path, include: Option<&Path>) -> Rsyslog {
-        let max_size = match include {
-            Some(_) => "",
-            None => " maxMessageSize=\"128k\"",
-        };
-        let include = include
-            .map(|p| format!("include(file=\"{}\" mode=\"optional\")\n", p.display()))
-            .unwrap_or_default();
+    /// An rsyslogd without our input: datagrams only, as where `sysmon -i` did not install
+    /// the split.
+    pub fn start_datagrams_only(dir: &Path) -> Rsyslog {
+        Self::launch(dir, Inputs::Datagrams)
+    }
+
+    /// With the rules of `include` (a glob, may match nothing) applied before the catch-all:
+    /// that is where an installed `/etc/rsyslog.d/30-sysmon.conf` goes (and with it our
+    /// input). As on a distribution's rsyslogd, the message size limit is then rsyslog's
+    /// default (8 KiB) unless the included files raise it.
+    pub fn start_with(dir: &Path, include: &Path) -> Rsyslog {
+        Self::launch(dir, Inputs::Include(include))
+    }
+
+    fn launch(dir: &Path, inputs: Inputs) -> Rsyslog {
         let socket = dir.join("log.sock");
         let output = dir.join("messages");
         let conf = dir.join("rsyslog.conf");
+        let stream = matches!(inputs, Inputs::Both).then(|| dir.join("sysmon.sock"));
+        let (max_size, more) = match (&inputs, &stream) {
+            (Inputs::Include(glob), _) => (
+                "",
+                format!("include(file=\"{}\" mode=\"optional\")\n", glob.display()),
+            ),
+            (_, Some(path)) => (
+                " maxMessageSize=\"128k\"",
+                format!(
+                    "module(load=\"imptcp\")\ninput(type=\"imptcp\" path=\"{}\" unlink=\"on\" \
+                     fileCreateMode=\"0600\")\n",
+                    path.display()
+                ),
+            ),
+            _ => (" maxMessageSize=\"128k\"", String::new()),
+        };
         fs::write(
             &conf,
             format!(
-                r#"global(workDirectory="{dir}"{max_size})
+                r#"global(workDirectory="{dir}" processInternalMessages="on"{max_size})
 module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="{sock}" RateLimit.Interval="0" CreatePath="on")
-{include}template(name="line" type="string" string="%programname% %syslogfacility-text% %syslogseverity-text%%msg%\n")
+{more}template(name="line" type="string" string="%programname% %inputname% %syslogfacility-text% %syslogseverity-text% %msg%\n")
 *.* action(type="omfile" file="{out}" template="line")
 "#,
                 dir = dir.display(),
@@ -63,6 +88,7 @@ input(type="imuxsock" Socket="{sock}" RateLimit.Interval="0" CreatePath="on")
             conf,
             pid_file: dir.join("rsyslogd.pid"),
             socket,
+            stream,
             output,
         };
         r.spawn();
@@ -81,8 +107,12 @@ input(type="imuxsock" Socket="{sock}" RateLimit.Interval="0" CreatePath="on")
             .expect("starting rsyslogd");
         self.child = Some(child);
         wait_for(
-            || self.socket.exists() && self.pid().is_some(),
-            "rsyslogd's socket and pid file",
+            || {
+                self.socket.exists()
+                    && self.stream.as_ref().is_none_or(|s| s.exists())
+                    && self.pid().is_some()
+            },
+            "rsyslogd's sockets and pid file",
         );
     }
 
@@ -122,6 +152,12 @@ input(type="imuxsock" Socket="{sock}" RateLimit.Interval="0" CreatePath="on")
     pub fn lines(&self) -> Vec<String> {
         crate::service::lines(&self.output)
     }
+}
+
+enum Inputs<'a> {
+    Both,
+    Datagrams,
+    Include(&'a Path),
 }
 
 impl Drop for Rsyslog {

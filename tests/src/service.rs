@@ -25,7 +25,9 @@ impl Install {
     pub fn new(tag: &str) -> Install {
         let root = TempDir::new(tag);
         let include = root.0.join("etc/rsyslog.d/*.conf");
-        let syslog = Rsyslog::start_with(&root.0, Some(&include));
+        // /run is there when rsyslogd starts, as on a booted system: our input's socket.
+        std::fs::create_dir_all(root.0.join("run")).unwrap();
+        let syslog = Rsyslog::start_with(&root.0, &include);
         Install { syslog, root }
     }
 
@@ -48,6 +50,7 @@ impl Install {
             .env("SYSMON_SYSLOG_SOCKET", &self.syslog.socket)
             .env("SYSMON_RSYSLOG_PID_FILE", &self.syslog.pid_file)
             .env_remove("SYSMON_STATE_DIR")
+            .env_remove("SYSMON_RSYSLOG_SOCKET")
             .uid(uid)
             .output()
             .expect("running sysmon");
@@ -79,6 +82,40 @@ impl Install {
             .parse()
             .ok()?;
         crate::alive(pid).then_some(pid)
+    }
+
+    /// What rsyslogd said of its own at severity warning or worse (a configuration it did
+    /// not like), from its catch-all file.
+    pub fn rsyslogd_complaints(&self) -> Vec<String> {
+        self.syslog
+            .lines()
+            .into_iter()
+            .filter(|l| {
+                let w: Vec<&str> = l.split_whitespace().take(4).collect();
+                // rsyslogd, or rsyslogd-<error number>.
+                w.first().is_some_and(|p| p.starts_with("rsyslogd"))
+                    && matches!(
+                        w.get(3),
+                        Some(&("warning" | "err" | "crit" | "alert" | "emerg"))
+                    )
+            })
+            .collect()
+    }
+
+    /// Connections open to our rsyslog input's socket (`/proc/net/unix` names the path on
+    /// the accepting side).
+    pub fn stream_connections(&self) -> usize {
+        let path = self.path("run/sysmon-syslog.sock");
+        let path = path.to_string_lossy();
+        std::fs::read_to_string("/proc/net/unix")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // Type 0001 stream, state 03 connected.
+                f.len() == 8 && f[4] == "0001" && f[5] == "03" && f[7] == path
+            })
+            .count()
     }
 
     /// Every event in the split-off sysmon log.

@@ -1,5 +1,5 @@
 //! Forwarding with the shipped rsyslog files: a sender (`configs/rsyslog-forward-relp.conf`,
-//! in the installed host's private rsyslogd) and a collector
+//! in the installed host's private rsyslogd, fed by the ruleset of our input) and a collector
 //! (`configs/rsyslog-collector-relp.conf`), two private rsyslogd on loopback, adapted by this
 //! test only in paths and port. The collector goes away for 10 s in the middle of 5 000
 //! events; all of them must reach its per-host file.
@@ -135,7 +135,7 @@ fn received(remote: &Path, token: &str) -> HashMap<String, usize> {
 }
 
 /// The installed daemon's events through the host's rsyslogd (the shipped forwarding file
-/// beside the `-i` split) over RELP to a collector rsyslogd (the shipped collector file);
+/// in the `-i` split's drop-in directory) over RELP to a collector rsyslogd (the shipped collector file);
 /// the collector stops for 10 s in the middle of 5 000 execs.
 #[test]
 #[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
@@ -161,11 +161,17 @@ fn forwarding_survives_a_collector_outage() {
     let forward = forward_conf(&port);
     assert!(forward.contains("queue.saveOnShutdown=\"on\""));
     assert!(forward.contains("action.resumeRetryCount=\"-1\""));
-    fs::create_dir_all(t.path("etc/rsyslog.d")).unwrap();
-    // Where the README says to put it: before 30-sysmon.conf, which `-i` adds.
-    fs::write(t.path("etc/rsyslog.d/20-sysmon-forward.conf"), forward).unwrap();
+    fs::create_dir_all(t.path("etc/rsyslog.d/sysmon.d")).unwrap();
+    // Where the README says to put it: the directory that 30-sysmon.conf, which `-i` adds,
+    // includes in the ruleset of sysmon's events.
+    fs::write(t.path("etc/rsyslog.d/sysmon.d/forward-relp.conf"), forward).unwrap();
     fs::write(t.path("cfg.xml"), config_for(&token)).unwrap();
     t.ok(&["-accepteula", "-i", "cfg.xml"]);
+    assert_eq!(t.stream_connections(), 1, "the daemon is not on our input");
+    // The forwarding file loads where it is put (the outage's complaints come later).
+    t.sync();
+    let complaints = t.rsyslogd_complaints();
+    assert!(complaints.is_empty(), "rsyslogd: {complaints:#?}");
 
     let done = Arc::new(AtomicUsize::new(0));
     let worker = {
@@ -219,6 +225,17 @@ fn forwarding_survives_a_collector_outage() {
     );
     let files: Vec<_> = fs::read_dir(&remote).unwrap().collect();
     assert_eq!(files.len(), 1, "one file per sending host");
+    // Forwarded from the same ruleset: nothing else from the host's rsyslogd (its own
+    // start and stop messages) reaches the collector.
+    let host = files[0].as_ref().unwrap().path();
+    let others: Vec<String> = service::lines(&host)
+        .into_iter()
+        .filter(|l| !l.contains(" sysmon: <Event>"))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "forwarded besides sysmon's events: {others:#?}"
+    );
     t.ok(&["-u"]);
 }
 

@@ -203,7 +203,8 @@ fn events_reach_rsyslog_as_sysmon_user_info_with_rising_record_ids() {
         .iter()
         .find(|e| e.id == 1 && e.get("CommandLine").is_some_and(|c| c.contains(&token)))
         .expect("our exec reached rsyslog");
-    assert_eq!(create.syslog, "sysmon user info");
+    // Through our input's stream (imptcp), not /dev/log (imuxsock).
+    assert_eq!(create.syslog, "sysmon imptcp user info");
     // Event 16 then event 4 Started come first; record ids only go up.
     assert_eq!(events[0].id, 16);
     assert_eq!(events[1].id, 4);

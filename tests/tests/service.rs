@@ -25,9 +25,11 @@ fn install_update_uninstall() {
     // -i: the daemon runs as soon as it returns; event 16 names the config as typed.
     let rsyslogd = t.syslog.pid();
     t.ok(&["-accepteula", "-i", "cfg.xml"]);
-    // rsyslogd reads its config only at start: -i restarted it to load the split.
+    // rsyslogd reads its config only at start: -i restarted it to load the split, our input
+    // with it, without a complaint; the daemon writes to that input.
     assert_ne!(t.syslog.pid(), rsyslogd, "rsyslogd was not restarted");
     let pid = t.daemon().expect("a daemon in the pid file");
+    assert_eq!(t.stream_connections(), 1, "the daemon is not on our input");
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "sysmon", "pgrep -x sysmon finds it");
     let started = t.wait_event("event 16 at start", |e| {
@@ -101,11 +103,22 @@ fn install_update_uninstall() {
         t.path("etc/rsyslog.d/30-sysmon.conf").exists(),
         "-u keeps the split"
     );
+    assert_eq!(t.stream_connections(), 0, "the daemon's connection stays");
+    // -u force removes every rsyslog file of ours; the rsyslogd it restarts has no input of
+    // ours left and starts as cleanly as it did with it.
+    let rsyslogd = t.syslog.pid();
     t.ok(&["-u", "force"]);
-    assert!(
-        !t.path("etc/rsyslog.d/30-sysmon.conf").exists(),
-        "-u force removes it"
-    );
+    assert_ne!(t.syslog.pid(), rsyslogd, "rsyslogd was not restarted");
+    for file in [
+        "etc/rsyslog.d/30-sysmon.conf",
+        "etc/logrotate.d/sysmon",
+        "run/sysmon-syslog.sock",
+    ] {
+        assert!(!t.path(file).exists(), "-u force left {file}");
+    }
+    t.sync();
+    let complaints = t.rsyslogd_complaints();
+    assert!(complaints.is_empty(), "rsyslogd: {complaints:#?}");
 }
 
 /// `-c` with an exclude rule: the next exec after `-c` returns is judged by it.

@@ -146,10 +146,9 @@ fn a_bad_reload_is_an_error_event_and_changes_nothing() {
     // The daemon's stderr goes to syslog under its own ident, so not into sysmon.log.
     wait_for(
         || {
-            t.syslog
-                .lines()
-                .iter()
-                .any(|l| l.starts_with("sysmon-daemon user err") && l.contains("ConfigReload"))
+            t.syslog.lines().iter().any(|l| {
+                l.starts_with("sysmon-daemon imuxsock user err") && l.contains("ConfigReload")
+            })
         },
         "the daemon's diagnostic in the system log",
     );

@@ -2,7 +2,7 @@
 //! (state survives), a daemon that does not stop.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -10,9 +10,9 @@ use std::{
 };
 
 use sysmon_tests::{
-    alive, kernel_test,
+    alive, events, kernel_test,
     rsyslog::wait_for,
-    service::{Install, creates_with, exec_true},
+    service::{Install, creates_with, exec_true, lines},
     unique,
 };
 
@@ -58,8 +58,10 @@ fn record_ids_continue_after_kill_9_and_reinstall() {
     );
 }
 
-/// rsyslogd restarts while 1000 execs happen: each ProcessCreate reaches the file, or is
-/// counted in an event 255.
+/// rsyslogd restarts while 1000 execs happen, the agent writing to our input's stream:
+/// every ProcessCreate reaches the file, nothing is reported lost, and an event that comes
+/// twice (the old daemon read it just before it stopped) is the same event, the same
+/// EventRecordID.
 #[test]
 #[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn rsyslog_restart_during_a_thousand_execs() {
@@ -70,6 +72,10 @@ fn rsyslog_restart_during_a_thousand_execs() {
     let mut t = Install::new("restart");
     t.ok(&["-accepteula", "-i"]);
     let pid = t.daemon().expect("daemon");
+    assert!(
+        t.path("run/sysmon-syslog.sock").exists(),
+        "-i installed our input"
+    );
     let token = format!("rst-{}", unique());
     let done = Arc::new(AtomicUsize::new(0));
     let worker = {
@@ -89,28 +95,39 @@ fn rsyslog_restart_during_a_thousand_execs() {
     t.syslog.restart();
     assert_ne!(t.syslog.pid(), before, "rsyslogd was not restarted");
     worker.join().unwrap();
-    let dropped = |events: &[sysmon_tests::events::Event]| -> u64 {
-        events
-            .iter()
-            .filter(|e| e.id == 255 && e.agent_pid == pid as u32)
-            .filter_map(|e| e.get("Description"))
-            .filter_map(|d| d.split_whitespace().find_map(|w| w.parse::<u64>().ok()))
-            .sum()
-    };
     wait_for(
-        || {
-            let events = t.events();
-            creates_with(&events, &token) as u64 + dropped(&events) >= N as u64
-        },
-        "every ProcessCreate or its loss report",
+        || creates_with(&t.events(), &token) == N,
+        "every ProcessCreate",
     );
-    let events = t.events();
-    eprintln!(
-        "creates in the file: {}, reported lost: {}",
-        creates_with(&events, &token),
-        dropped(&events)
-    );
+    // Stopping sends what waits and reports any loss before event 4 Stopped.
     t.ok(&["-u"]);
+    t.wait_event("event 4 Stopped", |e| {
+        e.id == 4 && e.agent_pid == pid as u32 && e.get("State") == Some("Stopped")
+    });
+    let lines = lines(&t.path("var/log/sysmon.log"));
+    let ours: Vec<&String> = lines.iter().filter(|l| l.contains(&token)).collect();
+    let mut by_id: HashMap<u64, HashSet<&str>> = HashMap::new();
+    for line in &ours {
+        let at = line.find("<Event>").unwrap();
+        let event = events::parse(&line[..at], &line[at..]).unwrap();
+        by_id
+            .entry(event.record_id)
+            .or_default()
+            .insert(&line[at..]);
+    }
+    eprintln!("{} lines of our execs, {} events", ours.len(), by_id.len());
+    assert!(
+        by_id.values().all(|events| events.len() == 1),
+        "an EventRecordID with two different events"
+    );
+    let lost: Vec<_> = t
+        .events()
+        .into_iter()
+        .filter(|e| e.id == 255 && e.agent_pid == pid as u32)
+        .filter(|e| matches!(e.get("ID"), Some("SyslogDrops" | "KernelDrops")))
+        .filter_map(|e| e.get("Description").map(str::to_owned))
+        .collect();
+    assert!(lost.is_empty(), "losses reported: {lost:?}");
 }
 
 /// Syslog away for a while (socket gone): the daemon keeps running, holds the events and

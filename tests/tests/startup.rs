@@ -30,6 +30,7 @@ fn says_what_is_wrong_and_exits_non_zero() {
             .args(*args)
             .uid(*uid)
             .env("SYSMON_SYSLOG_SOCKET", "/nonexistent/socket")
+            .env("SYSMON_RSYSLOG_SOCKET", "/nonexistent/stream")
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -167,6 +168,7 @@ fn a_missing_requirement_is_refused_in_one_line() {
             .args(["-accepteula", "-t"])
             .env(hook, missing)
             .env("SYSMON_SYSLOG_SOCKET", "/nonexistent/socket")
+            .env("SYSMON_RSYSLOG_SOCKET", "/nonexistent/stream")
             .output()
             .unwrap();
         assert!(!out.status.success(), "{missing}");

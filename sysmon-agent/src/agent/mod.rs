@@ -40,6 +40,8 @@ pub struct Settings {
     /// `-t`: also print every event to stdout in the sysmonLogView layout.
     pub debug: bool,
     pub syslog_path: PathBuf,
+    /// Our rsyslog input's stream socket: used instead of `syslog_path` while it connects.
+    pub rsyslog_socket: Option<PathBuf>,
     /// `-o`: syslog and/or the agent's own files.
     pub outputs: Outputs,
     pub state_dir: PathBuf,
@@ -333,7 +335,7 @@ fn drain_counted(
 /// (`wake_flags`).
 struct Wake {
     reader: aya::maps::Array<aya::maps::MapData, u32>,
-    /// Every `pace.period` while busy, stopped while asleep.
+    /// Every `pace::PERIOD` while busy, stopped while asleep.
     poll: tick::Tick,
     pace: pace::Pace,
     asleep: bool,
@@ -367,7 +369,7 @@ impl Wake {
     }
 
     fn set_timer(&self) {
-        if let Err(e) = self.poll.set((!self.asleep).then_some(self.pace.period)) {
+        if let Err(e) = self.poll.set((!self.asleep).then_some(pace::PERIOD)) {
             eprintln!("sysmon: setting the read timer: {e}");
         }
     }
@@ -383,7 +385,6 @@ impl Wake {
         self.again = more;
         match self.pace.read(n) {
             pace::Next::Same => {}
-            pace::Next::Period(_) => self.set_timer(),
             pace::Next::Sleep => {
                 self.set(true);
                 // Records sent between the last poll and the switch did not wake anyone.

@@ -124,7 +124,7 @@ impl Pipeline {
             syslog: settings
                 .outputs
                 .syslog
-                .then(|| Syslog::new(&settings.syslog_path)),
+                .then(|| Syslog::new(&settings.syslog_path, settings.rsyslog_socket.as_deref())),
             files: Files::new(&settings.outputs),
             stdout: settings
                 .debug
@@ -315,8 +315,7 @@ impl Pipeline {
             self.flush();
             return;
         };
-        syslog.flush();
-        syslog.retry();
+        syslog.tick();
         let dropped = syslog.take_dropped();
         let caught_up = syslog.pending() == 0;
         self.stats.sink_drops += dropped;
@@ -553,7 +552,13 @@ impl Pipeline {
             } else {
                 syslog::INFO
             };
-            render_xml(syslog.begin(severity), &mut self.event, &self.host, id, now);
+            render_xml(
+                syslog.begin(severity, now),
+                &mut self.event,
+                &self.host,
+                id,
+                now,
+            );
             if let Some(xml) = &mut self.files.xml {
                 xml.push(syslog.body().as_bytes());
             }
@@ -688,6 +693,7 @@ mod tests {
                 config_hash: None,
                 debug: false,
                 syslog_path: dir.join("no-such.sock"),
+                rsyslog_socket: None,
                 outputs: Default::default(),
                 state_dir: dir.join("state"),
                 btf: None,

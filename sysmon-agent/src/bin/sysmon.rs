@@ -134,6 +134,7 @@ fn run_foreground(
         config_hash: hash,
         debug: true,
         syslog_path: paths.syslog_socket.clone(),
+        rsyslog_socket: Some(paths.rsyslog_socket.clone()),
         outputs,
         state_dir: paths.dir.clone(),
         btf,

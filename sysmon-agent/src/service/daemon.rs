@@ -194,6 +194,7 @@ fn daemon(
         config_hash: first.hash,
         debug: false,
         syslog_path: paths.syslog_socket.clone(),
+        rsyslog_socket: Some(paths.rsyslog_socket.clone()),
         outputs,
         state_dir: paths.dir.clone(),
         btf,

@@ -21,6 +21,7 @@ use crate::sinks::{outputs::Outputs, syslog::DEV_LOG};
 /// `SYSMON_ROOT` prefixes every system path (default `/`);
 /// `SYSMON_STATE_DIR` the install dir (default `<root>/opt/sysmon`);
 /// `SYSMON_SYSLOG_SOCKET` the syslog socket (default `/dev/log`, not prefixed);
+/// `SYSMON_RSYSLOG_SOCKET` our rsyslog input's socket (default `<root>/run/sysmon-syslog.sock`);
 /// `SYSMON_RSYSLOG_PID_FILE` which rsyslogd to restart (default `<root>/run/rsyslogd.pid`).
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -36,6 +37,8 @@ pub struct Paths {
     pub pid_file: PathBuf,
     pub rsyslog_pid_file: PathBuf,
     pub syslog_socket: PathBuf,
+    /// The stream socket of the rsyslog input that `-i` installs (`rsyslog::CONF`).
+    pub rsyslog_socket: PathBuf,
 }
 
 impl Paths {
@@ -46,6 +49,7 @@ impl Paths {
             var("SYSMON_STATE_DIR"),
             var("SYSMON_SYSLOG_SOCKET"),
             var("SYSMON_RSYSLOG_PID_FILE"),
+            var("SYSMON_RSYSLOG_SOCKET"),
         )
     }
 
@@ -54,6 +58,7 @@ impl Paths {
         dir: Option<PathBuf>,
         socket: Option<PathBuf>,
         rsyslog_pid: Option<PathBuf>,
+        rsyslog_socket: Option<PathBuf>,
     ) -> Paths {
         let at = |p: &str| root.join(p);
         Paths {
@@ -67,6 +72,7 @@ impl Paths {
             pid_file: at("run/sysmon.pid"),
             rsyslog_pid_file: rsyslog_pid.unwrap_or_else(|| at("run/rsyslogd.pid")),
             syslog_socket: socket.unwrap_or_else(|| DEV_LOG.into()),
+            rsyslog_socket: rsyslog_socket.unwrap_or_else(|| at(RSYSLOG_SOCKET)),
         }
     }
 
@@ -108,6 +114,10 @@ impl Paths {
         self.dir.join("sysmon")
     }
 }
+
+/// Where our rsyslog input listens (under the root): in /run itself, which exists when
+/// rsyslogd starts at boot (a directory of ours would not, and imptcp does not create one).
+pub const RSYSLOG_SOCKET: &str = "run/sysmon-syslog.sock";
 
 /// The config written for "no config" (`-i` alone, `-c --`): no rules, manifest defaults.
 pub const DEFAULT_CONFIG: &str = "<Sysmon schemaversion=\"4.22\">\n</Sysmon>\n";

@@ -23,7 +23,7 @@ mod tests {
     /// those of spec 4.3 plus the pid file and reload.
     #[test]
     fn golden() {
-        let paths = Paths::new(Path::new("/"), None, None, None);
+        let paths = Paths::new(Path::new("/"), None, None, None, None);
         assert_eq!(render(&paths), SHIPPED);
         for line in [
             "Type=forking",
@@ -40,7 +40,7 @@ mod tests {
         ] {
             assert!(SHIPPED.lines().any(|l| l == line), "unit lacks {line}");
         }
-        let moved = render(&Paths::new(Path::new("/r"), None, None, None));
+        let moved = render(&Paths::new(Path::new("/r"), None, None, None, None));
         assert!(moved.contains("ExecStart=/r/opt/sysmon/sysmon -service"));
         assert!(moved.contains("PIDFile=/r/run/sysmon.pid"));
     }

@@ -25,7 +25,7 @@ use std::{
 };
 
 /// Bound of the wait queue, so that a syslog that never comes back cannot eat the memory.
-const QUEUE_MAX_BYTES: usize = 64 << 20;
+pub const QUEUE_MAX_BYTES: usize = 64 << 20;
 pub const QUEUE_MAX_MESSAGES: usize = 200_000;
 /// How often to try again while syslog is away (each try is a syscall).
 const RETRY: Duration = Duration::from_millis(100);
@@ -40,7 +40,9 @@ const BACKLOG: usize = 256;
 /// While syslog reads, only slower than events come, at most this many wait in memory:
 /// records then wait in the kernel's ring buffer (which counts what it cannot hold), so
 /// the agent's memory stays flat. The larger bounds are for syslog being away (restarts).
-const BUSY_MAX_MESSAGES: usize = 8192;
+pub const BUSY_MAX_MESSAGES: usize = 8192;
+/// The size of an event, to guess what a number of them needs.
+pub const TYPICAL_BYTES: usize = 4096;
 /// Spare buffers kept for reuse; more are freed (a burst does not hold memory forever).
 const SPARE_MAX: usize = 1024;
 /// Ask the socket whether everything was read every this many sends or this often,
@@ -299,13 +301,12 @@ impl Delivery {
     /// reading records while they would not, so that a storm the daemon cannot keep up with
     /// is dropped (and counted) in the kernel, per record kind.
     pub fn room_for(&self, n: usize) -> bool {
-        const TYPICAL: usize = 4096;
         let max = if self.busy {
             BUSY_MAX_MESSAGES
         } else {
             QUEUE_MAX_MESSAGES
         };
-        self.queue.len() + n <= max && self.queued_bytes + n * TYPICAL <= QUEUE_MAX_BYTES
+        self.queue.len() + n <= max && self.queued_bytes + n * TYPICAL_BYTES <= QUEUE_MAX_BYTES
     }
 
     /// While a backlog waits for a reader whose queue is full: the socket (and its
@@ -321,6 +322,19 @@ impl Delivery {
     /// Messages dropped since the last call.
     pub fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)
+    }
+
+    /// Every message that waits, and those sent but not known read (unless the socket
+    /// says all were read), oldest first, leaving none: for the stream socket, which
+    /// replaces this one.
+    pub fn take_all(&mut self) -> Vec<Vec<u8>> {
+        if self.sock.as_ref().and_then(unread_bytes) == Some(0) {
+            self.unconfirmed.clear();
+        }
+        self.requeue_unconfirmed();
+        self.queued_bytes = 0;
+        self.busy = false;
+        self.queue.drain(..).collect()
     }
 
     /// One datagram on the current socket (connecting first if there is none). On failure

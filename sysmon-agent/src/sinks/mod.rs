@@ -3,5 +3,6 @@
 pub mod delivery;
 pub mod file;
 pub mod outputs;
+pub mod stream;
 pub mod syslog;
 pub mod writer;

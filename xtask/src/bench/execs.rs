@@ -8,21 +8,20 @@ use std::{
 };
 
 use sysmon_tests::{
-    cpu_secs, events,
+    events,
     service::{Install, lines},
     unique,
 };
 
-use super::probe::{self, Latency};
+use super::probe::{self, Cpu, Latency};
 
 pub struct Run {
     pub rate: u32,
     pub execs: u64,
     pub events: u64,
     pub load_secs: f64,
-    pub wall_secs: f64,
-    pub agent_cpu_secs: f64,
-    pub rsyslog_cpu_secs: f64,
+    /// From the start of the load until the last event was in the sink.
+    pub cpu: Cpu,
     pub peak_rss_kib: u64,
     pub kernel_drops: u64,
     /// Per program: name, run time (ns) and runs during the load.
@@ -36,7 +35,7 @@ impl Run {
     }
 
     pub fn agent_us(&self) -> f64 {
-        self.agent_cpu_secs / self.execs.max(1) as f64 * 1e6
+        self.cpu.agent / self.execs.max(1) as f64 * 1e6
     }
 
     pub fn ebpf_us(&self) -> f64 {
@@ -46,33 +45,38 @@ impl Run {
 
 pub fn header() {
     println!(
-        "{:>8} {:>10} {:>9} {:>10} {:>9} {:>9} {:>8} {:>8} {:>9} {:>10}  latency p50/p99/max",
+        "{:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>6} {:>9}  latency p50/p99/max",
         "target/s",
         "execs/s",
         "events/s",
-        "agent CPU%",
+        "total%",
+        "agent%",
+        "rsysl%",
+        "eBPF%",
         "µs/exec",
         "eBPF µs",
         "lost",
         "drops",
         "peak RSS",
-        "rsyslog%"
     );
 }
 
 pub fn print(r: &Run) {
+    let c = &r.cpu;
     println!(
-        "{:>8} {:>10.0} {:>9.0} {:>10.2} {:>9.1} {:>9.2} {:>8} {:>8} {:>6} MiB {:>10.2}  {}",
+        "{:>8} {:>8.0} {:>8.0} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>8.1} {:>8.2} {:>6} {:>6} {:>5} MiB  {}",
         r.rate,
         r.exec_rate(),
         r.events as f64 / r.load_secs,
-        r.agent_cpu_secs / r.wall_secs * 100.0,
+        c.pct(c.total()),
+        c.pct(c.agent),
+        c.pct(c.rsyslog),
+        c.pct(c.ebpf),
         r.agent_us(),
         r.ebpf_us(),
         r.execs.saturating_sub(r.events),
         r.kernel_drops,
         r.peak_rss_kib / 1024,
-        r.rsyslog_cpu_secs / r.wall_secs * 100.0,
         r.latency,
     );
     // Every exec also forks and exits: the busy programs, per exec of ours (other
@@ -86,7 +90,7 @@ pub fn print(r: &Run) {
 /// Other processes on the machine make events too, so the agent is never idle: the cost of
 /// one exec is the slope of CPU over exec rate, between the lowest and highest rate.
 pub fn slope(runs: &[Run], sink: &str) {
-    let point = |r: &Run| (r.exec_rate(), r.agent_cpu_secs / r.wall_secs);
+    let point = |r: &Run| (r.exec_rate(), r.cpu.agent / r.cpu.wall);
     if let (Some(lo), Some(hi)) = (runs.first().map(point), runs.last().map(point))
         && hi.0 > lo.0
     {
@@ -143,10 +147,9 @@ pub fn one(rate: u32, length: Duration, sink: &str, config: Option<&Path>) -> Ru
         }
     };
     let agent = t.daemon().expect("the daemon runs") as u32;
-    let rsyslog_pid = t.syslog.pid().unwrap_or(0) as u32;
-    let (cpu0, rs0) = (cpu_secs(agent), cpu_secs(rsyslog_pid));
-    let progs0 = probe::prog_stats(agent);
+    let rsyslog = t.syslog.pid().unwrap_or(0) as u32;
     probe::reset_peak(agent);
+    let meter = probe::Meter::start(agent, rsyslog);
     let start = Instant::now();
 
     // One fork+exec+wait takes about a millisecond here, so high rates need several
@@ -159,11 +162,8 @@ pub fn one(rate: u32, length: Duration, sink: &str, config: Option<&Path>) -> Ru
         gens.into_iter().map(|g| g.join().unwrap()).sum()
     });
     let load_secs = start.elapsed().as_secs_f64();
-    let progs = probe::prog_delta(&progs0, &probe::prog_stats(agent));
     let events = probe::settle(execs, || read().0, Duration::from_millis(200));
-    let wall_secs = start.elapsed().as_secs_f64();
-    let agent_cpu_secs = cpu_secs(agent) - cpu0;
-    let rsyslog_cpu_secs = cpu_secs(rsyslog_pid) - rs0;
+    let (cpu, progs) = meter.stop();
     let peak_rss_kib = probe::status_kib(agent, "VmHWM:");
     let latency = probe::uninstall(&t);
     let kernel_drops = probe::kernel_drops(read().1.iter().map(String::as_str));
@@ -172,9 +172,7 @@ pub fn one(rate: u32, length: Duration, sink: &str, config: Option<&Path>) -> Ru
         execs,
         events,
         load_secs,
-        wall_secs,
-        agent_cpu_secs,
-        rsyslog_cpu_secs,
+        cpu,
         peak_rss_kib,
         kernel_drops,
         progs,

@@ -5,9 +5,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sysmon_tests::{config_logging, cpu_secs, service::Install, unique};
+use sysmon_tests::{config_logging, service::Install, unique};
 
-use super::probe::{self, Latency};
+use super::probe::{self, Cpu, Latency};
 
 /// The daemon installed with FileCreate logged (besides the defaults).
 pub fn install(tag: &str) -> Install {
@@ -37,6 +37,8 @@ pub struct Storm {
     pub drops: u64,
     pub agent_us: f64,
     pub ebpf_us: f64,
+    /// From the start of the storm until the last event was in the log.
+    pub cpu: Cpu,
     pub latency: Latency,
 }
 
@@ -53,7 +55,7 @@ pub fn storm(rate: u32, length: Duration) -> Storm {
     let token = format!("storm-{}", unique());
     let dir = scratch(&t, &token);
     std::fs::create_dir(&dir).expect("the storm's directory");
-    let (cpu0, progs0) = (cpu_secs(agent), probe::prog_stats(agent));
+    let meter = probe::Meter::start(agent, t.syslog.pid().unwrap_or(0) as u32);
     let start = Instant::now();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
     let created: u64 = std::thread::scope(|s| {
@@ -66,14 +68,13 @@ pub fn storm(rate: u32, length: Duration) -> Storm {
         gens.into_iter().map(|g| g.join().unwrap()).sum()
     });
     let secs = start.elapsed().as_secs_f64();
-    let progs = probe::prog_delta(&progs0, &probe::prog_stats(agent));
     let log = t.path("var/log/sysmon.log");
     let events = probe::settle(
         created,
         || probe::count_lines(&log, &["<EventID>11</EventID>", &token]),
         Duration::from_secs(1),
     );
-    let agent_cpu = cpu_secs(agent) - cpu0;
+    let (cpu, progs) = meter.stop();
     let latency = probe::uninstall(&t);
     let drops = probe::kernel_drops(
         sysmon_tests::service::lines(&log)
@@ -92,8 +93,9 @@ pub fn storm(rate: u32, length: Duration) -> Storm {
         secs,
         events,
         drops,
-        agent_us: agent_cpu / created.max(1) as f64 * 1e6,
-        ebpf_us: probe::total_ns(&progs) as f64 / created.max(1) as f64 / 1e3,
+        agent_us: cpu.agent / created.max(1) as f64 * 1e6,
+        ebpf_us: cpu.ebpf / created.max(1) as f64 * 1e6,
+        cpu,
         latency,
     }
 }
@@ -101,7 +103,8 @@ pub fn storm(rate: u32, length: Duration) -> Storm {
 pub fn print(s: &Storm) {
     println!(
         "file storm {}/s: {} created in {:.1} s ({:.0}/s), {} events, {} lost, {} kernel drops \
-         reported, agent {:.1} µs and eBPF {:.2} µs per creation, latency p50/p99/max {}",
+         reported, agent {:.1} µs and eBPF {:.2} µs per creation, CPU % of a core {} (total \
+         (agent + rsyslogd + eBPF)), latency p50/p99/max {}",
         s.target,
         s.created,
         s.secs,
@@ -111,6 +114,7 @@ pub fn print(s: &Storm) {
         s.drops,
         s.agent_us,
         s.ebpf_us,
+        s.cpu,
         s.latency
     );
 }

@@ -91,24 +91,26 @@ pub fn run(bin: &Path, args: &Args) -> Result<()> {
         for r in &runs {
             let at = format!("{} exec/s ({sink})", r.rate);
             table.row(
+                &format!("{at}: CPU % of a core, total (agent + rsyslogd + eBPF)"),
+                r.cpu.to_string(),
+            );
+            table.row(
                 &format!("{at}: agent / eBPF µs per exec"),
                 format!("{:.1} / {:.2}", r.agent_us(), r.ebpf_us()),
             );
-            if sink == "syslog" {
-                table.row(
-                    &format!("{at}: latency p50 / p99 / max"),
-                    r.latency.to_string(),
-                );
-                table.row(
-                    &format!("{at}: lost, kernel drops, peak RSS"),
-                    format!(
-                        "{}, {}, {} MiB",
-                        r.execs.saturating_sub(r.events),
-                        r.kernel_drops,
-                        r.peak_rss_kib / 1024
-                    ),
-                );
-            }
+            table.row(
+                &format!("{at}: latency p50 / p99 / max"),
+                r.latency.to_string(),
+            );
+            table.row(
+                &format!("{at}: lost, kernel drops, peak RSS"),
+                format!(
+                    "{}, {}, {} MiB",
+                    r.execs.saturating_sub(r.events),
+                    r.kernel_drops,
+                    r.peak_rss_kib / 1024
+                ),
+            );
         }
     }
     if args.storm > 0 {
@@ -125,6 +127,10 @@ pub fn run(bin: &Path, args: &Args) -> Result<()> {
                 s.lost(),
                 s.drops
             ),
+        );
+        table.row(
+            &format!("{at}: CPU % of a core, total (agent + rsyslogd + eBPF)"),
+            s.cpu.to_string(),
         );
         table.row(
             &format!("{at}: agent / eBPF µs per file"),

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sysmon_tests::service::Install;
+use sysmon_tests::{cpu_secs, service::Install};
 
 pub fn status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -139,6 +139,74 @@ pub fn wakeups(pid: u32) -> u64 {
                 .sum::<u64>()
         })
         .sum()
+}
+
+/// CPU seconds over a window of the whole path an event takes: the daemon, the syslog
+/// daemon it writes to, and its eBPF programs.
+#[derive(Clone, Copy, Default)]
+pub struct Cpu {
+    pub agent: f64,
+    pub rsyslog: f64,
+    pub ebpf: f64,
+    pub wall: f64,
+}
+
+impl Cpu {
+    pub fn total(&self) -> f64 {
+        self.agent + self.rsyslog + self.ebpf
+    }
+
+    /// `secs` as a percentage of one core over the window.
+    pub fn pct(&self, secs: f64) -> f64 {
+        secs / self.wall.max(1e-9) * 100.0
+    }
+}
+
+impl std::fmt::Display for Cpu {
+    /// `total (agent + rsyslogd + eBPF)`, in % of one core.
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} ({:.2} + {:.2} + {:.2})",
+            self.pct(self.total()),
+            self.pct(self.agent),
+            self.pct(self.rsyslog),
+            self.pct(self.ebpf)
+        )
+    }
+}
+
+/// Measures [`Cpu`] from `start` to `stop`.
+pub struct Meter {
+    agent: u32,
+    rsyslog: u32,
+    cpu0: (f64, f64),
+    progs0: Progs,
+    start: Instant,
+}
+
+impl Meter {
+    pub fn start(agent: u32, rsyslog: u32) -> Meter {
+        Meter {
+            agent,
+            rsyslog,
+            cpu0: (cpu_secs(agent), cpu_secs(rsyslog)),
+            progs0: prog_stats(agent),
+            start: Instant::now(),
+        }
+    }
+
+    /// The CPU since `start`, and the run time of each program.
+    pub fn stop(&self) -> (Cpu, Vec<(String, u64, u64)>) {
+        let progs = prog_delta(&self.progs0, &prog_stats(self.agent));
+        let cpu = Cpu {
+            agent: cpu_secs(self.agent) - self.cpu0.0,
+            rsyslog: cpu_secs(self.rsyslog) - self.cpu0.1,
+            ebpf: total_ns(&progs) as f64 / 1e9,
+            wall: self.start.elapsed().as_secs_f64(),
+        };
+        (cpu, progs)
+    }
 }
 
 /// Record-to-sink latency from the daemon's stop line: (p50, p99, max), ms.
