@@ -96,6 +96,22 @@ offsets! {
     proc_inode_vfs_inode => "proc_inode"."vfs_inode",
     pid_tasks => "pid"."tasks",
     task_pid_links => "task_struct"."pid_links",
+    // Cgroups (containers): task->cgroups->{dfl_cgrp, subsys[memory]->cgroup}->kn->id.
+    task_cgroups => "task_struct"."cgroups",
+    css_set_dfl_cgrp => "css_set"."dfl_cgrp",
+    // `subsys`, plus 8 × the memory controller's index (`memory_cgrp_id`), set by the agent.
+    css_set_memory => "css_set"."subsys",
+    css_cgroup => "cgroup_subsys_state"."cgroup",
+    cgroup_kn => "cgroup"."kn",
+    kernfs_node_id => "kernfs_node"."id",
+    // Pid namespaces: a pid as a caller in a container names it, to the task.
+    task_thread_pid => "task_struct"."thread_pid",
+    pid_level => "pid"."level",
+    pid_numbers => "pid"."numbers",
+    upid_ns => "upid"."ns",
+    pid_ns_idr_head => "pid_namespace"."idr.idr_rt.xa_head",
+    xa_node_shift => "xa_node"."shift",
+    xa_node_slots => "xa_node"."slots",
 }
 
 /// Members that some kernels lack; the programs treat them as unknown.
@@ -108,6 +124,8 @@ pub const OPTIONAL: &[&str] = &[
     // Only to name the target of a /proc/<pid>/mem open (internal to fs/proc).
     "proc_inode_pid",
     "proc_inode_vfs_inode",
+    // No memory controller (CONFIG_MEMCG off): containers are found by the v2 cgroup only.
+    "css_set_memory",
 ];
 
 #[cfg(feature = "user")]

@@ -2,6 +2,7 @@
 //! buffers reused from event to event.
 
 use std::{
+    collections::VecDeque,
     io::Write,
     time::{Duration, Instant},
 };
@@ -50,7 +51,24 @@ pub struct Pipeline {
     pub latency: Latency,
     /// The time of the record being handled (`None` for the agent's own events).
     record_ns: Option<u64>,
+    /// The process the record being handled is about, and for an exec its parent: whose
+    /// container the event names.
+    actor: Option<u32>,
+    parent: Option<u32>,
+    /// `-o containers=off`: no container fields, no records held.
+    containers: bool,
+    /// Records waiting for their cgroup's container (see [`HOLD_MAX`]), in arrival order.
+    held: VecDeque<(Instant, Vec<u8>)>,
+    held_bytes: usize,
 }
+
+/// How long a record of a process in a cgroup not yet resolved waits for its container's
+/// names (the resolver reads one small file; usually done before the record is read), and
+/// how much may wait: past either bound records go out with what is known (the
+/// ContainerId once the path is read, `-` before). Every record behind a waiting one waits
+/// too, so events keep their order.
+pub const HOLD_MAX: Duration = Duration::from_millis(100);
+pub const HOLD_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
@@ -121,6 +139,11 @@ impl Pipeline {
             stats: Stats::default(),
             latency: Latency::default(),
             record_ns: None,
+            actor: None,
+            parent: None,
+            containers: settings.outputs.containers,
+            held: VecDeque::new(),
+            held_bytes: 0,
         }
     }
 
@@ -138,16 +161,94 @@ impl Pipeline {
         {
             self.stats.by_kind[kind] += 1;
         }
+        if self.containers && (!self.held.is_empty() || self.waits(bytes)) {
+            self.hold(bytes);
+            return;
+        }
+        self.handle(bytes);
+    }
+
+    fn handle(&mut self, bytes: &[u8]) {
         self.record_ns = bytes
             .get(TIME..TIME + 8)
             .map(|t| u64::from_ne_bytes(t.try_into().expect("8 bytes")));
+        self.actor = bytes
+            .get(TGID..TGID + 4)
+            .map(|t| u32::from_ne_bytes(t.try_into().expect("4 bytes")));
         self.decode(bytes);
         self.record_ns = None;
+        self.actor = None;
+        self.parent = None;
+    }
+
+    /// Whether the record starts a process in a cgroup whose container is not known yet.
+    /// A new cgroup's record itself never waits: it is what the others wait for.
+    fn waits(&mut self, bytes: &[u8]) -> bool {
+        let cgroups = match record::decode(bytes) {
+            Ok(Record::Exec(rec, _)) => rec.cgroups,
+            Ok(Record::Fork(rec)) => rec.cgroups,
+            _ => return false,
+        };
+        !self.cx.containers.status(cgroups).done
+    }
+
+    fn hold(&mut self, bytes: &[u8]) {
+        if matches!(record::decode(bytes), Ok(Record::Cgroup(..))) {
+            self.handle(bytes);
+            return;
+        }
+        self.held
+            .push_back((Instant::now() + HOLD_MAX, bytes.to_vec()));
+        self.held_bytes += bytes.len();
+        while self.held_bytes > HOLD_BYTES
+            && let Some((_, bytes)) = self.held.pop_front()
+        {
+            self.held_bytes -= bytes.len();
+            self.handle(&bytes);
+        }
+    }
+
+    /// Hands on the held records whose container is known now or whose time is up, in
+    /// order; all of them with `all`.
+    fn release(&mut self, all: bool) {
+        if self.held.is_empty() {
+            return;
+        }
+        self.cx.containers.poll();
+        let now = Instant::now();
+        while let Some((at, bytes)) = self.held.front() {
+            if !all && *at > now && self.waits(&bytes.clone()) {
+                break;
+            }
+            let (_, bytes) = self.held.pop_front().expect("front");
+            self.held_bytes -= bytes.len();
+            self.handle(&bytes);
+        }
+    }
+
+    /// The resolver answered: held records whose container is now known go out.
+    pub fn containers_ready(&mut self) {
+        self.cx.containers.poll();
+        if !self.held.is_empty() {
+            self.release(false);
+            self.flush();
+        }
+    }
+
+    /// When the first held record's time is up, if one waits.
+    pub fn hold_deadline(&self) -> Option<Instant> {
+        self.held.front().map(|(at, _)| *at)
+    }
+
+    /// The descriptor that wakes the event loop when the container resolver answers.
+    pub fn containers_fd(&self) -> std::sync::Arc<std::os::fd::OwnedFd> {
+        self.cx.containers.wake()
     }
 
     fn decode(&mut self, bytes: &[u8]) {
         match record::decode(bytes) {
             Ok(Record::Exec(rec, tail)) => {
+                self.parent = Some(rec.ppid);
                 process_create::build(&mut self.event, &rec, &tail, &mut self.cx);
                 self.emit();
                 if process_tampering::applies(&rec) {
@@ -162,7 +263,7 @@ impl Pipeline {
                 let h = rec.header;
                 self.cx
                     .cache
-                    .insert_fork(h.tgid, rec.ppid, rec.uid, rec.start_ns);
+                    .insert_fork(h.tgid, rec.ppid, rec.uid, rec.start_ns, rec.cgroups);
             }
             Ok(Record::File(rec, tail)) => {
                 match RecordKind::from_u32(rec.header.kind) {
@@ -222,6 +323,9 @@ impl Pipeline {
                     self.emit();
                 }
             }
+            Ok(Record::Cgroup(rec, path)) => {
+                self.cx.containers.learn(rec.root, rec.id, path);
+            }
             Err(_) => self.stats.bad_records += 1,
         }
     }
@@ -241,6 +345,7 @@ impl Pipeline {
 
     pub fn sweep(&mut self) {
         self.cx.cache.sweep();
+        self.cx.containers.sweep();
     }
 
     pub fn service_state(&mut self, state: &str) {
@@ -329,6 +434,7 @@ impl Pipeline {
     /// with `STOP_LAST` more to be taken. Returns how many events were lost, and how many
     /// were resent after a syslog restart.
     pub fn stop(&mut self, until: Instant) -> (usize, u64) {
+        self.release(true);
         let unsent = self.finish(until);
         if unsent > 0
             && let Some(syslog) = &mut self.syslog
@@ -410,6 +516,7 @@ impl Pipeline {
 
     /// Ends a batch: what is buffered for syslog, the files and stdout goes out.
     pub fn flush(&mut self) {
+        self.release(false);
         if let Some(syslog) = &mut self.syslog {
             syslog.flush();
         }
@@ -423,6 +530,13 @@ impl Pipeline {
 
     /// Judges the current event and, if included, renders and sends it.
     fn emit(&mut self) {
+        if self.containers
+            && self.event.kind().has_containers()
+            && self.event.len() == self.event.kind().own
+            && let Some(pid) = self.actor
+        {
+            self.push_containers(pid);
+        }
         // Costly fields are filled before judging only when a rule reads them.
         let mut deferred = self.event.take_deferred();
         if let Some(d) = deferred
@@ -493,13 +607,32 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// The container fields of the event about process `pid` (and ParentContainerId of an
+    /// exec): from the process cache's cgroups and the container cache, no I/O.
+    fn push_containers(&mut self, pid: u32) {
+        let cgroups = self.cx.cache.get(pid, None).map(|p| p.cgroups);
+        let c = cgroups.and_then(|cg| self.cx.containers.status(cg).container);
+        crate::events::push_container(&mut self.event, c.as_deref());
+        if self.event.len() < self.event.kind().fields.len() {
+            let parent = self
+                .parent
+                .and_then(|pp| self.cx.cache.get(pp, None))
+                .map(|p| p.cgroups);
+            let c = parent.and_then(|cg| self.cx.containers.status(cg).container);
+            self.event.push(c.as_ref().map_or("", |c| &c.id));
+        }
+    }
+}
+
 /// The event as Sysmon's XML, cut to the budget once, so every sink carries the same values.
 fn render_xml(out: &mut String, event: &mut Event, host: &Host, id: u64, now: i128) {
     render::xml::render_within(out, event, host, id, now, render::fit::BUDGET);
 }
 
-/// Where a record's header keeps its time.
+/// Where a record's header keeps its time and its process.
 const TIME: usize = std::mem::offset_of!(sysmon_common::Header, time_ns);
+const TGID: usize = std::mem::offset_of!(sysmon_common::Header, tgid);
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use sysmon_common::process::Cgroups;
+
 use super::{clock::Clock, guid::Guid, id_map::IdMap, procfs};
 
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct Proc {
     /// Shared with forked children until they exec: a fork costs no copy.
     pub image: Rc<str>,
     pub cmdline: Rc<str>,
+    /// Its cgroups at its last exec or fork: which container it runs in.
+    pub cgroups: Cgroups,
 }
 
 pub struct ProcessCache {
@@ -82,7 +86,7 @@ impl ProcessCache {
     }
 
     /// A new process: until it execs it runs its parent's image with a copy of its memory.
-    pub fn insert_fork(&mut self, pid: u32, ppid: u32, uid: u32, start_ns: u64) {
+    pub fn insert_fork(&mut self, pid: u32, ppid: u32, uid: u32, start_ns: u64, cgroups: Cgroups) {
         let guid = self.guid(start_ns, 0);
         let Some(parent) = self.get(ppid, None) else {
             return;
@@ -97,6 +101,7 @@ impl ProcessCache {
             uid,
             image: parent.image.clone(),
             cmdline: parent.cmdline.clone(),
+            cgroups,
         };
         self.procs.insert(pid, proc);
     }
@@ -166,6 +171,7 @@ impl ProcessCache {
             uid: e.uid,
             image: e.image.into(),
             cmdline: e.cmdline.into(),
+            cgroups: e.cgroups,
         };
         self.procs.insert(e.pid, proc);
     }
@@ -187,6 +193,7 @@ mod tests {
             uid: 0,
             image: image.into(),
             cmdline: image.into(),
+            cgroups: Cgroups::default(),
         }
     }
 
@@ -194,7 +201,13 @@ mod tests {
     fn fork_copies_parent_and_exit_lingers() {
         let mut c = ProcessCache::new(7, Clock::at(0));
         c.insert(4_000_001, proc(1_000_000_000, "/bin/bash"));
-        c.insert_fork(4_000_002, 4_000_001, 1000, 2_000_000_000);
+        c.insert_fork(
+            4_000_002,
+            4_000_001,
+            1000,
+            2_000_000_000,
+            Cgroups::default(),
+        );
         let child = c.get(4_000_002, Some(2_000_000_000)).unwrap();
         assert_eq!(&*child.image, "/bin/bash");
         assert_eq!(child.guid.seconds, 2);

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod clock;
+pub mod containers;
 pub mod guid;
 pub mod hashes;
 pub mod id_map;
@@ -11,6 +12,10 @@ pub mod procfs;
 pub mod users;
 
 use crate::rules::HashAlgorithms;
+
+/// Where the host's root is, when the agent runs in a container of its own with the host's
+/// root mounted elsewhere (the runtimes' files are read under it); `/` by default.
+pub const HOST_ROOT: &str = "SYSMON_HOST_ROOT";
 
 /// Everything the event builders look things up in.
 pub struct Enrich {
@@ -22,6 +27,8 @@ pub struct Enrich {
     pub clock: clock::WallClock,
     /// Events 8 and 10 once a second per target process.
     pub access: crate::events::process_access::AccessLimit,
+    /// Which container each cgroup is.
+    pub containers: containers::Containers,
 }
 
 impl Enrich {
@@ -34,6 +41,9 @@ impl Enrich {
             logons: logon::Logons::new(machine),
             clock: clock::WallClock::new(),
             access: Default::default(),
+            containers: containers::Containers::new(containers::runtime::Roots {
+                prefix: std::env::var_os(HOST_ROOT).map_or("/".into(), Into::into),
+            }),
         }
     }
 }

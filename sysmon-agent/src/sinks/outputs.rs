@@ -1,5 +1,6 @@
 //! `-o <sinks>`: where events go. A comma-separated list of `syslog`, `json[=PATH]`,
-//! `xml[=PATH]`, `size=N[K|M|G]` and `keep=N`; without `-o`, syslog only.
+//! `xml[=PATH]`, `size=N[K|M|G]`, `keep=N` and `containers=on|off`; without `-o`, syslog
+//! only, with the container fields.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,8 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     pub xml: Option<PathBuf>,
     pub rotation: Rotation,
+    /// The container fields after each event's own (`containers=off`: Sysmon's fields only).
+    pub containers: bool,
 }
 
 /// When a file is rotated and how many older files stay (`.1` … `.keep`).
@@ -33,6 +36,7 @@ impl Default for Outputs {
                 size: DEFAULT_SIZE,
                 keep: DEFAULT_KEEP,
             },
+            containers: true,
         }
     }
 }
@@ -92,10 +96,17 @@ impl Outputs {
                             .filter(|k| *k <= 1000)
                             .ok_or_else(|| format!("-o: bad keep '{item}' (0 to 1000)"))?;
                 }
+                "containers" => {
+                    out.containers = match value.map(str::to_ascii_lowercase).as_deref() {
+                        Some("on") => true,
+                        Some("off") => false,
+                        _ => return Err(format!("-o: bad containers '{item}' (on or off)")),
+                    };
+                }
                 _ => {
                     return Err(format!(
                         "-o: unknown item '{item}' (syslog, json[=PATH], xml[=PATH], \
-                         size=N[K|M|G], keep=N)"
+                         size=N[K|M|G], keep=N, containers=on|off)"
                     ));
                 }
             }

@@ -25,6 +25,7 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
         ppid: load(current_task_btf(), off!(task_tgid)),
         uid: read(read_ptr(child, off!(task_real_cred)), off!(cred_uid)),
         start_ns: read(child, off!(task_start_boottime)),
+        cgroups: crate::cgroup::of_task(child),
     };
     send(RecordKind::Fork, super::bytes(&rec));
     0
