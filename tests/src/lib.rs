@@ -9,6 +9,7 @@
 //! binary built elsewhere).
 
 pub mod agent;
+pub mod containers;
 pub mod events;
 pub mod fs;
 pub mod net;
@@ -172,6 +173,42 @@ pub fn config_logging(tags: &[&str]) -> String {
     format!(
         "<Sysmon schemaversion=\"4.22\">\n  <EventFiltering>\n{rules}  </EventFiltering>\n</Sysmon>\n"
     )
+}
+
+/// The ProcessGuids a live process can have (its start second may round either way).
+pub fn guids_of(pid: i32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let (ticks, key): (u64, u64) = (f[19].parse().unwrap(), f[24].parse().unwrap());
+    let btime: u64 = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let machine = std::fs::read_to_string("/etc/machine-id").unwrap()[..8].to_string();
+    let k = key.to_le_bytes();
+    let secs = btime + ticks / hz;
+    (secs - 1..=secs + 1)
+        .map(|s| {
+            format!(
+                "{{{machine}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}}}",
+                s & 0xffff,
+                s >> 16,
+                k[0],
+                k[1],
+                k[2],
+                k[3],
+                k[4],
+                k[5],
+                k[6],
+                k[7]
+            )
+        })
+        .collect()
 }
 
 /// True while `pid` runs; a zombie (dead, not yet reaped) counts as gone.

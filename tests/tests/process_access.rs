@@ -10,7 +10,7 @@ use std::{
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
-use sysmon_tests::{Session, events::Event, kernel_test, rsyslog::wait_for, unique};
+use sysmon_tests::{Session, events::Event, guids_of, kernel_test, rsyslog::wait_for, unique};
 
 /// A word in this binary's data segment (file-backed, so /proc/<pid>/maps names the binary
 /// there): children forked from the test have it at the same address.
@@ -70,42 +70,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-/// The ProcessGuids a live process can have (its start second may round either way).
-fn guids_of(pid: i32) -> Vec<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-    let (ticks, key): (u64, u64) = (f[19].parse().unwrap(), f[24].parse().unwrap());
-    let btime: u64 = std::fs::read_to_string("/proc/stat")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    let machine = std::fs::read_to_string("/etc/machine-id").unwrap()[..8].to_string();
-    let k = key.to_le_bytes();
-    let secs = btime + ticks / hz;
-    (secs - 1..=secs + 1)
-        .map(|s| {
-            format!(
-                "{{{machine}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}}}",
-                s & 0xffff,
-                s >> 16,
-                k[0],
-                k[1],
-                k[2],
-                k[3],
-                k[4],
-                k[5],
-                k[6],
-                k[7]
-            )
-        })
-        .collect()
 }
 
 /// A forked child that waits (in pause) to be traced or read; killed on drop.

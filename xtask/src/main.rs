@@ -6,9 +6,11 @@
 //! package     build, then the .deb and .rpm in target/package/
 //! test        setup, build, package, then every test (unit, golden, end-to-end against the kernel)
 //! bench       exec storms at several rates; the agent's CPU, events/s, losses, peak RSS
+//! image       build, then a container image of the agent (`docker import`, offline)
 
 mod bench;
 mod build;
+mod image;
 mod package;
 mod setup;
 
@@ -46,12 +48,29 @@ enum Cmd {
     },
     /// Exec storms at several rates, reporting the agent's cost.
     Bench(bench::Args),
+    /// Build, then a container image of the agent (`$DOCKER import`, default `docker`;
+    /// `DOCKER_HOST` picks the daemon). See docs/containers.md.
+    Image {
+        /// Image name (default: sysmon-ebpf:<version>).
+        #[arg(long)]
+        tag: Option<String>,
+        /// An agent binary already built (default: build it).
+        #[arg(long)]
+        bin: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Setup => setup::all(),
         Cmd::Build => build::all().map(drop),
+        Cmd::Image { tag, bin } => {
+            let bin = match bin {
+                Some(b) => b,
+                None => build::all()?,
+            };
+            image::build(&bin, &tag.unwrap_or_else(image::default_tag)).map(drop)
+        }
         Cmd::Package => {
             setup::all()?;
             package::all().map(drop)

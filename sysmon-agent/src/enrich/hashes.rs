@@ -198,12 +198,20 @@ fn spawn_worker() -> (SyncSender<Job>, Receiver<Outcome>) {
     (jobs, done)
 }
 
-/// The file `id` itself, through the process or by path (`None`: gone or replaced).
+/// The file `id` itself, through the process or by path (`None`: gone or replaced); by
+/// path under the host's root too when the agent runs in a container of its own
+/// (`SYSMON_HOST_ROOT`).
 fn open(id: FileId, pid: u32, path: &str) -> Option<File> {
-    [format!("/proc/{pid}/exe"), path.to_string()]
-        .into_iter()
-        .filter_map(|p| File::open(p).ok())
-        .find(|f| f.metadata().is_ok_and(|m| same_file(&m, &id)))
+    let host = std::env::var_os(super::HOST_ROOT)
+        .map(|root| std::path::Path::new(&root).join(path.trim_start_matches('/')));
+    [
+        format!("/proc/{pid}/exe").into(),
+        std::path::PathBuf::from(path),
+    ]
+    .into_iter()
+    .chain(host)
+    .filter_map(|p| File::open(p).ok())
+    .find(|f| f.metadata().is_ok_and(|m| same_file(&m, &id)))
 }
 
 fn same_file(m: &std::fs::Metadata, id: &FileId) -> bool {

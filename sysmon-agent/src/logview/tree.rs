@@ -24,6 +24,8 @@ struct Proc {
     image: String,
     command_line: String,
     user: String,
+    /// `ContainerName` (else `ContainerId`) of its ProcessCreate, when in a container.
+    container: String,
     started: Option<String>,
     parent: Option<usize>,
     items: Vec<Item>,
@@ -128,8 +130,14 @@ impl Tree {
             self.get(e, b"CommandLine"),
             self.get(e, b"User"),
         );
+        let container = match (self.get(e, b"ContainerName"), self.get(e, b"ContainerId")) {
+            (n, _) if !n.is_empty() && n != "-" => n,
+            (_, id) if id != "-" => id,
+            _ => String::new(),
+        };
         let p = &mut self.procs[me];
         (p.pid, p.image, p.command_line, p.user) = (pid, image, cmd, user);
+        p.container = container;
         p.started = Some(time);
         if p.parent.is_some() {
             return;
@@ -276,6 +284,9 @@ impl Tree {
         write!(w, "  {}{}", p.name(), proc_.guid)?;
         if !proc_.user.is_empty() {
             write!(w, " user {}", proc_.user)?;
+        }
+        if !proc_.container.is_empty() {
+            write!(w, " container {}", proc_.container)?;
         }
         match &proc_.started {
             Some(t) => write!(w, " started {t}")?,

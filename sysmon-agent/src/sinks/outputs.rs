@@ -150,6 +150,7 @@ mod tests {
             json: json.map(PathBuf::from),
             xml: xml.map(PathBuf::from),
             rotation: Rotation { size, keep },
+            containers: true,
         };
         let cases = [
             ("syslog", o(true, None, None, DEFAULT_SIZE, 5)),
@@ -191,12 +192,22 @@ mod tests {
         for (list, want) in cases {
             assert_eq!(Outputs::parse(list, root), Ok(want), "{list}");
         }
+        // The container fields: on unless turned off.
+        for (list, on) in [
+            ("syslog,containers=off", false),
+            ("syslog,containers=OFF", false),
+            ("syslog,containers=on", true),
+        ] {
+            assert_eq!(Outputs::parse(list, root).unwrap().containers, on, "{list}");
+        }
     }
 
     #[test]
     fn bad_lists() {
         // (list, what the error must say)
         let cases = [
+            ("syslog,containers", "bad containers"),
+            ("syslog,containers=no", "bad containers"),
             ("", "unknown item ''"),
             ("size=1M", "no sink"),
             ("json,csv", "unknown item 'csv'"),

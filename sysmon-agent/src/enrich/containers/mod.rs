@@ -178,36 +178,37 @@ impl Containers {
         }
     }
 
-    /// The container of a process in `cgroups`: the v2 cgroup's first, else the v1 memory
-    /// cgroup's. A cgroup never seen is asked for (and not done).
+    /// The container of a process in `cgroups`: named by either cgroup, a fully resolved
+    /// answer first (the v2 cgroup's, else the v1 memory cgroup's). A cgroup never seen is
+    /// asked for (and not done).
     pub fn status(&mut self, cgroups: Cgroups) -> Status {
         let mut done = true;
-        let mut found = None;
+        let mut partial = None;
         for (h, id) in [(Hier::V2, cgroups.v2), (Hier::V1, cgroups.v1)] {
             if id == 0 || self.mounts.mount(h).is_none() {
                 continue;
             }
-            let slot = match self.slots.get(&(h, id)) {
-                Some(s) => s,
-                None => {
-                    self.pending((h, id));
-                    let _ = self.asks.send(Ask::Id((h, id)));
-                    &self.slots[&(h, id)]
+            if !self.slots.contains_key(&(h, id)) {
+                self.pending((h, id));
+                let _ = self.asks.send(Ask::Id((h, id)));
+            }
+            let slot = &self.slots[&(h, id)];
+            match (&slot.container, slot.done) {
+                (Some(c), true) => {
+                    return Status {
+                        container: Some(c.clone()),
+                        done: true,
+                    };
                 }
-            };
+                (Some(c), false) => {
+                    partial.get_or_insert_with(|| c.clone());
+                }
+                (None, _) => {}
+            }
             done &= slot.done;
-            if found.is_none() {
-                found = slot.container.clone();
-            }
-            if found.is_some() && slot.done {
-                return Status {
-                    container: found,
-                    done: true,
-                };
-            }
         }
         Status {
-            container: found,
+            container: partial,
             done,
         }
     }
