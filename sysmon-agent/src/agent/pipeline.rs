@@ -641,6 +641,10 @@ mod tests {
 
     /// An exec record of /usr/bin/true with `args`, as the kernel sends it.
     fn exec_record(pid: u32, args: &[u8]) -> Vec<u8> {
+        exec_record_in(pid, args, Default::default())
+    }
+
+    fn exec_record_in(pid: u32, args: &[u8], cgroups: sysmon_common::process::Cgroups) -> Vec<u8> {
         use std::os::unix::fs::MetadataExt;
         use sysmon_common::{Header, process::ExecRecord};
         let exe = std::fs::metadata("/usr/bin/true").unwrap();
@@ -665,6 +669,7 @@ mod tests {
             exe_len: path.len() as u32,
             cwd_len: cwd.len() as u32,
             args_len: args.len() as u32,
+            cgroups,
             ..Default::default()
         };
         // SAFETY: a plain-old-data record, read as its bytes.
@@ -679,6 +684,58 @@ mod tests {
         out.extend_from_slice(cwd);
         out.extend_from_slice(args);
         out
+    }
+
+    fn settings(dir: &std::path::Path) -> Settings {
+        Settings {
+            config: crate::rules::Config::default(),
+            config_label: "test".into(),
+            config_hash: None,
+            debug: false,
+            syslog_path: dir.join("no-such.sock"),
+            outputs: Default::default(),
+            state_dir: dir.join("state"),
+            btf: None,
+            reload: None,
+            on_ready: None,
+        }
+    }
+
+    /// An exec in a cgroup never seen waits (the call returns at once: the resolver works on
+    /// its own thread), and so does every record after it; once the resolver answers they
+    /// go out in order. A second exec in the same cgroup does not wait.
+    #[test]
+    fn records_of_an_unresolved_cgroup_wait_in_order() {
+        let dir = std::env::temp_dir().join(format!("sysmon-hold-{}", std::process::id()));
+        let mut p = Pipeline::new(&settings(&dir));
+        if crate::enrich::containers::Mounts::get().v2.is_none() {
+            eprintln!("skipped: no cgroup2 mounted");
+            return;
+        }
+        // An id no cgroup has: the resolver's walk finds nothing, "no container".
+        let unknown = sysmon_common::process::Cgroups {
+            v2: u64::MAX - 3,
+            v1: 0,
+        };
+        let me = std::process::id();
+        p.record(&exec_record_in(me, b"true\0first\0", unknown));
+        p.record(&exec_record(me, b"true\0second\0"));
+        assert_eq!((p.stats.emitted, p.held.len()), (0, 2));
+        let until = Instant::now() + Duration::from_secs(10);
+        while !p.held.is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+            p.containers_ready();
+        }
+        assert_eq!(p.stats.emitted, 2);
+        assert_eq!(
+            p.event.field("CommandLine"),
+            Some("true second"),
+            "in order"
+        );
+        assert_eq!(p.event.field("ContainerId"), Some("-"));
+        p.record(&exec_record_in(me, b"true\0third\0", unknown));
+        assert_eq!((p.stats.emitted, p.held.len()), (3, 0));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Hashes are computed for an included exec, or to judge one by a rule on Hashes; never

@@ -418,12 +418,11 @@ mod tests {
             r#"{"Name":"/web","Config":{"Image":"nginx"}}"#,
         )
         .unwrap();
-        let (h, root_id) = if m.v2.is_some() {
-            (0, 0)
+        let h = if m.v2.is_some() {
+            0
         } else {
-            (m.memory_hierarchy.unwrap(), 1)
+            m.memory_hierarchy.unwrap()
         };
-        let _ = root_id;
         let fake = Cgroups {
             v2: if h == 0 { u64::MAX - 7 } else { 0 },
             v1: if h == 0 { 0 } else { u64::MAX - 7 },
