@@ -146,10 +146,32 @@ pub fn record_with(
     config: Option<&str>,
     actions: impl FnOnce(&Path),
 ) -> (Vec<events::Event>, String) {
-    let s = Session::start(tag, config);
+    record_with_env(tag, config, &[], actions)
+}
+
+/// [`record_with`] with extra environment for the agent (test hooks).
+pub fn record_with_env(
+    tag: &str,
+    config: Option<&str>,
+    env: &[(&str, &str)],
+    actions: impl FnOnce(&Path),
+) -> (Vec<events::Event>, String) {
+    let s = Session::start_with_env(tag, config, env);
     actions(&s.dir.0);
     s.stop()
 }
+
+/// Whether the running kernel has the trace event `name` (any category). The agent mounts
+/// tracefs; a test asks once its agent has started.
+pub fn has_tracepoint(name: &str) -> bool {
+    std::fs::read_dir("/sys/kernel/tracing/events")
+        .map(|dirs| dirs.flatten().any(|d| d.path().join(name).is_dir()))
+        .unwrap_or(false)
+}
+
+/// The timestamp tracepoints (6.13+) through which the kernel side sees the inode of a
+/// call that names its file by path, and the test hook that pretends a kernel without them.
+pub const CTIME_TRACEPOINTS: &str = "ctime_ns_xchg,ctime_xchg_skip,inode_set_ctime_to_ts";
 
 /// user + system CPU seconds of a process so far.
 pub fn cpu_secs(pid: u32) -> f64 {

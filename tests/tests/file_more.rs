@@ -5,10 +5,10 @@
 use std::{ffi::CString, path::Path, process::Command};
 
 use sysmon_tests::{
-    config_logging,
+    CTIME_TRACEPOINTS, config_logging,
     events::Event,
     fs::{c, work_dir},
-    kernel_test, record_with, unique,
+    has_tracepoint, kernel_test, record_with, record_with_env, unique,
 };
 
 fn my_image() -> String {
@@ -72,6 +72,19 @@ fn file_create_time_only_when_a_file_is_given_an_earlier_modification_time() {
     let Some(_serial) = kernel_test("file_create_time") else {
         return;
     };
+    // This kernel as it is, then as one without the timestamp tracepoints (before 6.13):
+    // there a file named by path is not seen, and the agent says so at start.
+    for pretend_old in [false, true] {
+        file_create_time_on(pretend_old);
+    }
+}
+
+fn file_create_time_on(pretend_old: bool) {
+    let env: &[(&str, &str)] = if pretend_old {
+        &[("SYSMON_TEST_MISSING_TRACEPOINTS", CTIME_TRACEPOINTS)]
+    } else {
+        &[]
+    };
     let (_dir, root) = work_dir("ftime");
     let names = [
         "touch-d",
@@ -94,7 +107,7 @@ fn file_create_time_only_when_a_file_is_given_an_earlier_modification_time() {
     let me = std::process::id();
     let mut pids = std::collections::HashMap::new();
     let config = config_logging(&["FileCreateTime"]);
-    let (events, _) = record_with("ftime", Some(&config), |_| {
+    let (events, _) = record_with_env("ftime", Some(&config), env, |_| {
         // touch writes through a descriptor (utimensat(fd, NULL, ...)).
         pids.insert(
             "touch-d",
@@ -158,15 +171,24 @@ fn file_create_time_only_when_a_file_is_given_an_earlier_modification_time() {
     });
     let touch = which("touch");
     let image = my_image();
-    // (file, pid, image)
-    let reported = [
-        ("touch-d", pids["touch-d"], touch.as_str()),
-        ("utimensat", me, image.as_str()),
-        ("utimes", me, image.as_str()),
-        ("utime", me, image.as_str()),
-        ("futimesat", me, image.as_str()),
+    let by_path = !pretend_old && has_tracepoint("ctime_ns_xchg");
+    // (file, pid, image, reported)
+    let cases = [
+        ("touch-d", pids["touch-d"], touch.as_str(), true),
+        ("utimensat", me, image.as_str(), by_path),
+        ("utimes", me, image.as_str(), by_path),
+        ("utime", me, image.as_str(), by_path),
+        ("futimesat", me, image.as_str(), by_path),
     ];
-    for (n, pid, image) in reported {
+    let check = events
+        .iter()
+        .any(|e| e.id == 255 && e.get("ID") == Some("KernelCheck"));
+    assert_eq!(check, !by_path, "event 255 KernelCheck");
+    for (n, _, _, _) in cases.iter().filter(|c| !c.3) {
+        let got = with(&events, 2, "TargetFilename", &s(n));
+        assert!(got.is_empty(), "{n}: {got:?}");
+    }
+    for (n, pid, image, _) in cases.into_iter().filter(|c| c.3) {
         let got = with(&events, 2, "TargetFilename", &s(n));
         assert_eq!(got.len(), 1, "{n}: FileCreateTime events: {got:?}");
         let e = &got[0];
@@ -267,12 +289,25 @@ fn file_executable_detected_when_a_regular_file_becomes_executable() {
     let Some(_serial) = kernel_test("file_executable") else {
         return;
     };
+    // This kernel as it is, then as one without the timestamp tracepoints (before 6.13),
+    // where user space judges a chmod by path from the file after the call: the same events.
+    for pretend_old in [false, true] {
+        file_executable_on(pretend_old);
+    }
+}
+
+fn file_executable_on(pretend_old: bool) {
+    let env: &[(&str, &str)] = if pretend_old {
+        &[("SYSMON_TEST_MISSING_TRACEPOINTS", CTIME_TRACEPOINTS)]
+    } else {
+        &[]
+    };
     let (_dir, root) = work_dir("fexec");
     let s = |n: &str| root.join(n).display().to_string();
     std::fs::write(root.join("fd"), b"\x7fELF").unwrap();
     let mut pids = std::collections::HashMap::new();
     let config = config_logging(&["FileExecutableDetected"]);
-    let (events, _) = record_with("fexec", Some(&config), |_| {
+    let (events, _) = record_with_env("fexec", Some(&config), env, |_| {
         let sh = format!("printf '\\177ELF' > '{}'", s("f"));
         run("sh", &["-c", &sh]);
         pids.insert("f", run("chmod", &["+x", &s("f")]));
@@ -319,7 +354,11 @@ fn file_executable_detected_when_a_regular_file_becomes_executable() {
     ];
     for (n, img, hashes) in &cases {
         let got = with(&events, 29, "TargetFilename", &s(n));
-        assert_eq!(got.len(), 1, "{n}: FileExecutableDetected events: {got:?}");
+        assert_eq!(
+            got.len(),
+            1,
+            "{n} (pretend_old {pretend_old}): FileExecutableDetected events: {got:?}"
+        );
         let e = &got[0];
         assert_eq!(
             e.get("ProcessId"),

@@ -42,9 +42,10 @@ fn says_what_is_wrong_and_exits_non_zero() {
 }
 
 /// An older kernel without one optional tracepoint (pretended with the test hook
-/// `SYSMON_TEST_MISSING_TRACEPOINTS`): the agent starts, says in one line and in an event 255
-/// what is missing and what it costs, and only that program is off: UDP receives that ask
-/// for no sender address are not recorded, UDP sends, TCP connects and accepts, and execs are.
+/// `SYSMON_TEST_MISSING_TRACEPOINTS`; 6.1 really lacks it): the agent starts, says in one line
+/// and in an event 255 what is missing and what it costs, and only that program is off: a
+/// UDP datagram taken by read() is not recorded; one taken by recv() without an address
+/// buffer is, by the receive exits instead; UDP sends, TCP connects and accepts, and execs are.
 #[test]
 #[cfg_attr(no_kernel, ignore = "kernel test: needs root, BTF and rsyslogd")]
 fn a_missing_optional_tracepoint_turns_off_only_its_program() {
@@ -67,11 +68,24 @@ fn a_missing_optional_tracepoint_turns_off_only_its_program() {
     );
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let udp_port = udp.local_addr().unwrap().port().to_string();
+    let by_read = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let read_port = by_read.local_addr().unwrap().port().to_string();
     let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sender.send_to(b"x", udp.local_addr().unwrap()).unwrap();
-    // Without an address buffer: only sock_recv_length reports it (recvfrom with one is
-    // read back at the syscall's exit, probes/recv.rs).
+    sender.send_to(b"x", by_read.local_addr().unwrap()).unwrap();
+    // Without an address buffer (recvfrom with NULL): where sock_recv_length exists, it
+    // reports it; without it, the receive exit does.
     udp.recv(&mut [0u8; 8]).unwrap();
+    let mut buf = [0u8; 8];
+    // SAFETY: reads into a buffer of its length from a descriptor this function owns.
+    let n = unsafe {
+        libc::read(
+            std::os::fd::AsRawFd::as_raw_fd(&by_read),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(n, 1);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let tcp_port = listener.local_addr().unwrap().port().to_string();
     let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -81,7 +95,7 @@ fn a_missing_optional_tracepoint_turns_off_only_its_program() {
     let (events, stderr) = s.stop();
 
     let want = "this kernel lacks tracepoint sock_recv_length: not recorded: \
-                NetworkConnect (event 3) from udp_recv";
+                NetworkConnect (event 3) for UDP datagrams taken by read() or readv() (udp_recv)";
     assert_eq!(
         stderr.lines().filter(|l| l.contains(want)).count(),
         2,
@@ -102,7 +116,8 @@ fn a_missing_optional_tracepoint_turns_off_only_its_program() {
     // (DestinationPort, Protocol, Initiated, recorded)
     let cases = [
         (&udp_port, "udp", "true", true),
-        (&udp_port, "udp", "false", false),
+        (&udp_port, "udp", "false", true),
+        (&read_port, "udp", "false", false),
         (&tcp_port, "tcp", "true", true),
         (&tcp_port, "tcp", "false", true),
     ];

@@ -303,7 +303,11 @@ impl Pipeline {
                         &tail,
                         &mut self.cx,
                     ),
-                    _ => file_executable::build(&mut self.event, &rec, &tail, &mut self.cx),
+                    _ => {
+                        if !file_executable::build(&mut self.event, &rec, &tail, &mut self.cx) {
+                            return;
+                        }
+                    }
                 }
                 self.emit();
             }

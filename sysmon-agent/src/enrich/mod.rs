@@ -8,6 +8,7 @@ pub mod guid;
 pub mod hashes;
 pub mod id_map;
 pub mod logon;
+pub mod modes;
 pub mod procfs;
 pub mod users;
 
@@ -25,6 +26,8 @@ pub struct Enrich {
     pub logons: logon::Logons,
     /// UtcTime: follows steps of the wall clock (the cache's GUIDs keep the start offset).
     pub clock: clock::WallClock,
+    /// Executable or not, per file, for chmods the kernel could not see (event 29).
+    pub modes: modes::Modes,
     /// Events 8 and 10 once a second per target process.
     pub access: crate::events::process_access::AccessLimit,
     /// Which container each cgroup is.
@@ -40,6 +43,7 @@ impl Enrich {
             hasher: hashes::Hasher::new(algs),
             logons: logon::Logons::new(machine),
             clock: clock::WallClock::new(),
+            modes: Default::default(),
             access: Default::default(),
             containers: containers::Containers::new(containers::runtime::Roots {
                 prefix: std::env::var_os(HOST_ROOT).map_or("/".into(), Into::into),

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use sysmon_common::file_info::FileInfoRecord;
+use sysmon_common::file_info::{FileInfoRecord, S_IXUGO, state};
 
 use super::{Deferred, Event, file, schema};
 use crate::{
@@ -11,7 +11,9 @@ use crate::{
     kernel::record::FileTail,
 };
 
-pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enrich) {
+/// False when there is nothing to report: a chmod by path the kernel did not see change
+/// the inode (`unseen`), whose file is not a regular executable one now.
+pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enrich) -> bool {
     ev.reset(schema::by_id(schema::FILE_EXECUTABLE_DETECTED).unwrap());
     let image = file::push_head(ev, &rec.file, cx);
     file::push_user(ev, &rec.file, cx);
@@ -22,16 +24,28 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
     // The content is what it is when read: a file created executable is often still being
     // written, so its size and time are taken now, not from the record.
     let path: std::rc::Rc<str> = ev.get(at).into();
-    let (size, mtime_sec, mtime_nsec) = match std::fs::metadata(&*path) {
-        Ok(m) if m.ino() == rec.ino => (m.size() as i64, m.mtime(), m.mtime_nsec() as u32),
-        _ => (rec.size, rec.old_sec, rec.old_nsec),
-    };
-    let id = FileId {
-        dev: rec.dev,
-        ino: rec.ino,
-        size,
-        mtime_sec,
-        mtime_nsec,
+    let now = std::fs::metadata(&*path);
+    let id = match now {
+        Ok(m) if unseen(rec) => {
+            let id = id_of(&m);
+            let executable = m.is_file() && m.mode() & S_IXUGO != 0;
+            if cx.modes.swap(id.dev, id.ino, executable) || !executable {
+                return false;
+            }
+            id
+        }
+        Ok(m) if m.ino() == rec.ino => FileId {
+            dev: rec.dev,
+            ..id_of(&m)
+        },
+        _ if unseen(rec) => return false,
+        _ => FileId {
+            dev: rec.dev,
+            ino: rec.ino,
+            size: rec.size,
+            mtime_sec: rec.old_sec,
+            mtime_nsec: rec.old_nsec,
+        },
     };
     // Hashed only once the rules keep the event (or need the digest to judge it).
     ev.defer(Deferred::Hashes {
@@ -40,6 +54,25 @@ pub fn build(ev: &mut Event, rec: &FileInfoRecord, tail: &FileTail, cx: &mut Enr
         file: id,
         pid: rec.file.header.tgid,
     });
+    true
+}
+
+/// The identity of a file as stat gives it, with the device numbered as the kernel does.
+fn id_of(m: &std::fs::Metadata) -> FileId {
+    FileId {
+        dev: (libc::major(m.dev()) << 20) | libc::minor(m.dev()),
+        ino: m.ino(),
+        size: m.size() as i64,
+        mtime_sec: m.mtime(),
+        mtime_nsec: m.mtime_nsec() as u32,
+    }
+}
+
+/// A chmod by path that the kernel did not see change its inode: before 6.13 no tracepoint
+/// gives the inode inside the call. The file is then judged as it is now, against the mode
+/// user space last saw it with (`enrich::modes`).
+fn unseen(rec: &FileInfoRecord) -> bool {
+    rec.state & (state::SEEN | state::OLD) == 0 && rec.ino == 0
 }
 
 #[cfg(test)]
@@ -74,7 +107,7 @@ mod tests {
         let mut ev = Event::new(schema::by_id(schema::FILE_EXECUTABLE_DETECTED).unwrap());
         // Created empty (size 0 in the record), written since: the content now is hashed.
         let mut build = |ev: &mut Event, rec: &FileInfoRecord| {
-            build(ev, rec, &tail, &mut cx);
+            assert!(build(ev, rec, &tail, &mut cx));
             ev.take_deferred().unwrap().fill(ev, &mut cx);
         };
         build(&mut ev, &rec);

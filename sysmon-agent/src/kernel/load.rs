@@ -16,7 +16,7 @@ use sysmon_common::{RecordKind, access, offsets::ABSENT};
 use super::{
     OBJECT, btf, kallsyms,
     sensors::{
-        FAIL_ATTACH_HOOK, Gap, Point, SENSORS, check_required, describe, events_named, exists,
+        FAIL_ATTACH_HOOK, Found, Gap, Point, SENSORS, check_required, describe, events_named, find,
         gaps, hooked, last_lines, wanted,
     },
 };
@@ -90,7 +90,8 @@ impl Probes {
     /// the next call tries it again).
     pub fn set_active(&mut self, active: &[u16]) -> Result<()> {
         let mut failed = Vec::new();
-        for (i, (ids, name, point)) in SENSORS.iter().enumerate() {
+        for (i, s) in SENSORS.iter().enumerate() {
+            let (ids, name, point) = (s.events, s.program, &s.point);
             let on = wanted(i, active) && !self.gaps.iter().any(|g| g.sensor == i && g.off);
             let at = self.attached.iter().position(|(j, _)| *j == i);
             match (on, at) {
@@ -111,7 +112,11 @@ impl Probes {
                 _ => {}
             }
         }
-        if let Err(e) = recv_wants(&mut self.ebpf, active) {
+        let unnamed = self
+            .gaps
+            .iter()
+            .any(|g| g.off && SENSORS[g.sensor].program == "udp_recv");
+        if let Err(e) = recv_wants(&mut self.ebpf, active, unnamed) {
             failed.push(format!("{e:#}"));
         }
         let mut access_on = 0;
@@ -146,10 +151,14 @@ impl Probes {
     }
 }
 
-/// Tells the receive exit what to report (bits of `RECV_WANTS`, see probes/recv.rs).
-fn recv_wants(ebpf: &mut Ebpf, active: &[u16]) -> Result<()> {
-    let bits = u32::from(active.contains(&schema::NETWORK_CONNECT))
-        | u32::from(active.contains(&schema::DNS_QUERY)) << 1;
+/// Tells the receive exit what to report (bits of `RECV_WANTS`, see probes/recv.rs). While
+/// `sock_recv_length` is missing (`unnamed`), the receive probes also take the calls that
+/// pass no address buffer, which that tracepoint answers where it exists.
+fn recv_wants(ebpf: &mut Ebpf, active: &[u16], unnamed: bool) -> Result<()> {
+    let net = active.contains(&schema::NETWORK_CONNECT);
+    let bits = u32::from(net)
+        | u32::from(active.contains(&schema::DNS_QUERY)) << 1
+        | u32::from(net && unnamed) << 2;
     let map = ebpf.map_mut("RECV_WANTS").context("map RECV_WANTS")?;
     aya::maps::Array::<_, u32>::try_from(map)?
         .set(0, bits, 0)
@@ -165,7 +174,7 @@ pub fn open(opts: &Options) -> Result<(Ebpf, Vec<Gap>)> {
     let btf_path = opts.btf.unwrap_or(Path::new(btf::VMLINUX));
     let kernel = btf::inspect(btf_path)?;
     check_required(&kernel)?;
-    let gaps = gaps(exists);
+    let gaps = gaps(find);
     if let Some(line) = describe(&gaps) {
         eprintln!("sysmon: {line}");
     }
@@ -273,7 +282,7 @@ fn attach_each(ebpf: &mut Ebpf, name: &str, point: &Point, links: &mut Vec<Link>
                 tp.load().with_context(|| format!("verifying {name}"))?;
             }
             for &p in *points {
-                if exists(point, p) {
+                if find(point, p) == Found::Yes {
                     let link = tp
                         .attach("syscalls", target(p))
                         .with_context(|| format!("attaching {name} to syscalls/{p}"))?;

@@ -118,8 +118,11 @@ pub fn attr_exit(ctx: TracePointContext) -> u32 {
                     && (r.new_sec < r.old_sec
                         || (r.new_sec == r.old_sec && r.new_nsec < r.old_nsec))
             } else {
-                // Seen changing, or (fchmod) decided at entry.
-                r.state & (state::SEEN | state::OLD) != 0 && r.state & state::QUIET == 0
+                // Seen changing, or (fchmod) decided at entry. A chmod by path not seen
+                // changing (a kernel before 6.13 has no timestamp tracepoints, or the
+                // filesystem stamps no ctime through them) goes to user space, which looks
+                // at the file itself.
+                r.state & state::QUIET == 0
             }
     };
     if report {

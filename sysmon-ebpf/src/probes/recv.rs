@@ -31,9 +31,11 @@ pub const RECVFROM: u32 = 1;
 pub const RECVMSG: u32 = 2;
 pub const RECVMMSG: u32 = 3;
 
-/// `RECV_WANTS` bits.
+/// `RECV_WANTS` bits: NetworkConnect, DnsQuery, and (on kernels without
+/// `sock/sock_recv_length`) NetworkConnect for calls that pass no address buffer too.
 const WANT_NET: u64 = 1;
 const WANT_DNS: u64 = 2;
+const WANT_UNNAMED: u64 = 4;
 
 /// Messages of one recvmmsg looked at (it may return more).
 const MMSG_MAX: usize = 4;
@@ -96,11 +98,12 @@ pub fn recvmmsg_enter(ctx: TracePointContext) -> u32 {
 /// Remembers the call when its descriptor is a UDP socket (others are not ours) and the
 /// exit has something to add: the sender when the caller passed room for it (`named`), the
 /// data for DnsQuery. A call without an address, when only NetworkConnect is on, is left
-/// to `sock_recv_length` (the socket's ends), without the cost of finding its socket here.
+/// to `sock_recv_length` (the socket's ends), without the cost of finding its socket here,
+/// unless the kernel lacks that tracepoint (`WANT_UNNAMED`).
 #[inline(always)]
 fn enter(ctx: &TracePointContext, call: u32, len: u64, addr: u64, caps: [u32; 4], named: bool) {
     let wants = wants() as u64;
-    if wants == 0 || (!named && wants & WANT_DNS == 0) {
+    if wants == 0 || (!named && wants & (WANT_DNS | WANT_UNNAMED) == 0) {
         return;
     }
     let file = file_of_fd(enter_arg(ctx, 0));
