@@ -263,7 +263,13 @@ fn check_access(e: &Event, want: &Access, label: &str) {
             "GrantedAccess",
             "CallTrace",
             "SourceUser",
-            "TargetUser"
+            "TargetUser",
+            "ContainerId",
+            "ContainerName",
+            "ContainerImage",
+            "ContainerRuntime",
+            "PodName",
+            "PodNamespace",
         ],
         "{label}"
     );
@@ -328,7 +334,13 @@ fn check_remote(e: &Event, want: &Remote, label: &str) {
             "StartModule",
             "StartFunction",
             "SourceUser",
-            "TargetUser"
+            "TargetUser",
+            "ContainerId",
+            "ContainerName",
+            "ContainerImage",
+            "ContainerRuntime",
+            "PodName",
+            "PodNamespace",
         ],
         "{label}"
     );
@@ -924,7 +936,13 @@ fn memfd_and_deleted_file_execs_give_process_tampering_besides_process_create() 
                 "ProcessId",
                 "Image",
                 "Type",
-                "User"
+                "User",
+                "ContainerId",
+                "ContainerName",
+                "ContainerImage",
+                "ContainerRuntime",
+                "PodName",
+                "PodNamespace",
             ],
             "{label}"
         );
