@@ -336,6 +336,30 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// A process in a container shows its name, else its id; a host process (`-`) nothing.
+    #[test]
+    fn container_processes_name_their_container() {
+        let with = |guid: u32, name: &str, id: &str| {
+            create(guid, 0).replace(
+                "</EventData>",
+                &format!(
+                    "<Data Name=\"ContainerId\">{id}</Data>\
+                     <Data Name=\"ContainerName\">{name}</Data></EventData>"
+                ),
+            )
+        };
+        let out = render(&[
+            with(1, "web", "4a3b"),
+            with(2, "-", "c-1"),
+            with(3, "-", "-"),
+        ]);
+        let want = "/bin/p0 [0]  {g0} (started before the log)\n\
+                    ├─ /bin/p1 [1] p1  {g1} container web started t1\n\
+                    ├─ /bin/p2 [2] p2  {g2} container c-1 started t2\n\
+                    └─ /bin/p3 [3] p3  {g3} started t3\n";
+        assert_eq!(out, want);
+    }
+
     #[test]
     fn deep_chain_does_not_overflow() {
         let lines: Vec<String> = (1..3_000).map(|i| create(i, i - 1)).collect();
