@@ -256,7 +256,9 @@ mod gate {
                 if test.contains("kernel_test(") {
                     kernel_tests += 1;
                     // A bench run by hand (`#[ignore]`) never passes silently either.
-                    let t = test.trim_start();
+                    // rustfmt may break the attribute over lines.
+                    let t: String = test.split_whitespace().collect::<Vec<_>>().join(" ");
+                    let t = t.replace("( ", "(");
                     assert!(
                         t.starts_with("#[cfg_attr(no_kernel, ignore") || t.starts_with("#[ignore"),
                         "{}: a kernel test without #[cfg_attr(no_kernel, ignore = …)]:{}",
