@@ -149,6 +149,8 @@ impl Dockerd {
         });
         d.clean();
         d.docker(&["import", rootfs_tar(dir).to_str().unwrap(), IMAGE]);
+        // The image an earlier run imported under the same name.
+        let _ = d.try_docker(&["image", "prune", "-f"]);
         d
     }
 
@@ -246,6 +248,7 @@ pub fn podman_image(dir: &Path) {
         let _ = podman(&["rm", "-f", id]);
     }
     podman(&["import", rootfs_tar(dir).to_str().unwrap(), IMAGE]);
+    let _ = Command::new("podman").args(["image", "prune", "-f"]).output();
 }
 
 /// A containerd of the test's own (its own socket, default root and state), with the test
