@@ -248,7 +248,9 @@ pub fn podman_image(dir: &Path) {
         let _ = podman(&["rm", "-f", id]);
     }
     podman(&["import", rootfs_tar(dir).to_str().unwrap(), IMAGE]);
-    let _ = Command::new("podman").args(["image", "prune", "-f"]).output();
+    let _ = Command::new("podman")
+        .args(["image", "prune", "-f"])
+        .output();
 }
 
 /// A containerd of the test's own (its own socket, default root and state), with the test
