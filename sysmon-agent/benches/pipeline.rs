@@ -188,6 +188,7 @@ fn run(dir: &Path, config: Config, outputs: Outputs, fresh: bool, n: u32, base: 
             ppid: me,
             uid: 0,
             start_ns: t,
+            cgroups: Default::default(),
         };
         p.record(bytes(&fork));
         let exec = ExecRecord {

@@ -49,6 +49,9 @@ pub mod flag {
     /// The event 8 is a control-flow change (SETREGS/SETREGSET), whether or not its new
     /// instruction pointer could be read.
     pub const CONTROL: u32 = 1 << 2;
+    /// The caller is in another pid namespace and the pid it named was not found there (the
+    /// target exited right after the call): `target_tid` is the pid as named, not the host's.
+    pub const NS_UNRESOLVED: u32 = 1 << 3;
 }
 
 /// Event ids the kernel side is asked to produce, bits of the `ACCESS_ON` map.
@@ -75,10 +78,12 @@ pub struct AccessRecord {
     pub header: Header,
     /// Real uid of the source.
     pub uid: u32,
-    /// Target thread as the caller named it (ptrace and process_vm take any thread's id), or
-    /// the task behind a /proc/<pid>/mem file.
+    /// Target thread as the caller named it (ptrace and process_vm take any thread's id),
+    /// made the host's when the caller is in another pid namespace, or the task behind a
+    /// /proc/<pid>/mem file.
     pub target_tid: u32,
-    /// Target thread-group id when the kernel knows it (/proc/<pid>/mem), else 0.
+    /// Target thread-group id when the kernel knows it (/proc/<pid>/mem, a caller in another
+    /// pid namespace), else 0.
     pub target_tgid: u32,
     /// GrantedAccess of the event 10, or `NO_ACCESS`.
     pub access: u32,

@@ -34,10 +34,11 @@ pub enum RecordKind {
     ImageLoad = 12,
     Access = 13,
     Dns = 14,
+    Cgroup = 15,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 14] = [
+    pub const ALL: [RecordKind; 15] = [
         RecordKind::Exec,
         RecordKind::Exit,
         RecordKind::Fork,
@@ -52,6 +53,7 @@ impl RecordKind {
         RecordKind::ImageLoad,
         RecordKind::Access,
         RecordKind::Dns,
+        RecordKind::Cgroup,
     ];
     /// Number of slots in the drop-counter map (index = kind value).
     pub const SLOTS: u32 = 16;

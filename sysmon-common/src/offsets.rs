@@ -101,6 +101,22 @@ offsets! {
     task_pid_links => "task_struct"."pid_links",
     task_personality => "task_struct"."personality",
     task_ti_status => "task_struct"."thread_info.status",
+    // Cgroups (containers): task->cgroups->{dfl_cgrp, subsys[memory]->cgroup}->kn->id.
+    task_cgroups => "task_struct"."cgroups",
+    css_set_dfl_cgrp => "css_set"."dfl_cgrp",
+    // `subsys`, plus 8 × the memory controller's index (`memory_cgrp_id`), set by the agent.
+    css_set_memory => "css_set"."subsys",
+    css_cgroup => "cgroup_subsys_state"."cgroup",
+    cgroup_kn => "cgroup"."kn",
+    kernfs_node_id => "kernfs_node"."id",
+    // Pid namespaces: a pid as a caller in a container names it, to the task.
+    task_thread_pid => "task_struct"."thread_pid",
+    pid_level => "pid"."level",
+    pid_numbers => "pid"."numbers",
+    upid_ns => "upid"."ns",
+    pid_ns_idr_head => "pid_namespace"."idr.idr_rt.xa_head",
+    xa_node_shift => "xa_node"."shift",
+    xa_node_slots => "xa_node"."slots",
 }
 
 /// Members that some kernels lack; the programs treat them as unknown.
@@ -115,6 +131,8 @@ pub const OPTIONAL: &[&str] = &[
     "proc_inode_vfs_inode",
     // x86 only: where a task says it is in a 32-bit (compat) syscall.
     "task_ti_status",
+    // No memory controller (CONFIG_MEMCG off): containers are found by the v2 cgroup only.
+    "css_set_memory",
 ];
 
 #[cfg(feature = "user")]

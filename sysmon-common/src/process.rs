@@ -43,6 +43,21 @@ pub struct ExecRecord {
     /// Links of the executable (`inode->i_nlink`): 0 for a memfd, an O_TMPFILE file or a
     /// file unlinked before the exec: code with no file on disk (ProcessTampering).
     pub exe_nlink: u32,
+    /// The process's cgroups, which name its container (see [`Cgroups`]).
+    pub cgroups: Cgroups,
+}
+
+/// A task's cgroup in the two hierarchies that can name a container: the ids user space maps
+/// to cgroup paths (a cgroup id is its directory's inode number in cgroupfs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Cgroups {
+    /// The default (v2) hierarchy's cgroup (`css_set->dfl_cgrp`); the root's id where no
+    /// cgroup2 is mounted.
+    pub v2: u64,
+    /// The memory controller's cgroup (`css_set->subsys[memory]`): on a v1 or hybrid host
+    /// its own hierarchy, where runtimes that do not join cgroup2 place containers.
+    pub v1: u64,
 }
 
 #[repr(C)]
@@ -63,11 +78,30 @@ pub struct ForkRecord {
     pub ppid: u32,
     pub uid: u32,
     pub start_ns: u64,
+    /// The child's cgroups (a `clone3` with `CLONE_INTO_CGROUP` starts it in another).
+    pub cgroups: Cgroups,
 }
+
+/// A cgroup was made (`cgroup/cgroup_mkdir`): its id and path, before any process runs in it,
+/// so that user space can name a container before its first process does anything.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CgroupRecord {
+    pub header: Header,
+    /// Hierarchy id: 0 for the default (v2) one, else a v1 hierarchy's (`/proc/cgroups`).
+    pub root: u32,
+    /// Bytes of path in the tail.
+    pub path_len: u32,
+    pub id: u64,
+}
+
+/// Longest cgroup path sent; a longer one is cut (its container is then found by id).
+pub const CGROUP_PATH_MAX: usize = 512;
 
 #[cfg(feature = "user")]
 mod pod {
     unsafe impl aya::Pod for super::ExecRecord {}
     unsafe impl aya::Pod for super::ExitRecord {}
     unsafe impl aya::Pod for super::ForkRecord {}
+    unsafe impl aya::Pod for super::CgroupRecord {}
 }

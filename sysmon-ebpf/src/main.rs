@@ -5,9 +5,11 @@
 #![no_std]
 #![no_main]
 
+mod cgroup;
 mod kernel;
 mod maps;
 mod path;
+mod pidns;
 mod probes;
 
 #[cfg(not(test))]

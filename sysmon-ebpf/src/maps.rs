@@ -10,7 +10,7 @@ use sysmon_common::{
     file::{FILE_TAIL_MAX, FileRecord},
     file_info::FileInfoRecord,
     net::{NetRecord, UdpFlow},
-    process::{EXEC_TAIL_MAX, ExecRecord},
+    process::{CGROUP_PATH_MAX, CgroupRecord, EXEC_TAIL_MAX, ExecRecord},
 };
 
 use crate::path::PathScratch;
@@ -34,6 +34,10 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::SLOTS,
 /// an array indexed by CPU; the agent sizes it to the number of possible CPUs.
 #[map]
 pub static EXEC_SCRATCH: Array<ExecScratch> = Array::with_max_entries(1, 0);
+
+/// Scratch space to build a cgroup record in (`cgroup_mkdir` only).
+#[map]
+pub static CGROUP_SCRATCH: PerCpuArray<CgroupScratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Scratch space for rebuilding paths back to front.
 #[map]
@@ -196,6 +200,12 @@ pub struct ConnectOwner {
 pub struct FileScratch {
     pub rec: FileRecord,
     pub tail: [u8; FILE_TAIL_MAX],
+}
+
+#[repr(C)]
+pub struct CgroupScratch {
+    pub rec: CgroupRecord,
+    pub path: [u8; CGROUP_PATH_MAX],
 }
 
 #[repr(C)]

@@ -9,6 +9,7 @@
 //! binary built elsewhere).
 
 pub mod agent;
+pub mod containers;
 pub mod dns;
 pub mod events;
 pub mod fs;
@@ -199,6 +200,11 @@ pub fn config_logging(tags: &[&str]) -> String {
     format!(
         "<Sysmon schemaversion=\"4.22\">\n  <EventFiltering>\n{rules}  </EventFiltering>\n</Sysmon>\n"
     )
+}
+
+/// The ProcessGuids a live process can have (see [`guid::candidates`]).
+pub fn guids_of(pid: i32) -> Vec<String> {
+    guid::candidates(pid)
 }
 
 /// True while `pid` runs; a zombie (dead, not yet reaped) counts as gone.

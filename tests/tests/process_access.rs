@@ -10,7 +10,7 @@ use std::{
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
-use sysmon_tests::{Session, events::Event, kernel_test, rsyslog::wait_for, unique};
+use sysmon_tests::{Session, events::Event, guids_of, kernel_test, rsyslog::wait_for, unique};
 
 /// A word in this binary's data segment (file-backed, so /proc/<pid>/maps names the binary
 /// there): children forked from the test have it at the same address.
@@ -70,11 +70,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-/// The ProcessGuids a live process can have (see `sysmon_tests::guid`).
-fn guids_of(pid: i32) -> Vec<String> {
-    sysmon_tests::guid::candidates(pid)
 }
 
 /// A forked child that waits (in pause) to be traced or read; killed on drop.
@@ -268,7 +263,13 @@ fn check_access(e: &Event, want: &Access, label: &str) {
             "GrantedAccess",
             "CallTrace",
             "SourceUser",
-            "TargetUser"
+            "TargetUser",
+            "ContainerId",
+            "ContainerName",
+            "ContainerImage",
+            "ContainerRuntime",
+            "PodName",
+            "PodNamespace",
         ],
         "{label}"
     );
@@ -333,7 +334,13 @@ fn check_remote(e: &Event, want: &Remote, label: &str) {
             "StartModule",
             "StartFunction",
             "SourceUser",
-            "TargetUser"
+            "TargetUser",
+            "ContainerId",
+            "ContainerName",
+            "ContainerImage",
+            "ContainerRuntime",
+            "PodName",
+            "PodNamespace",
         ],
         "{label}"
     );
@@ -964,7 +971,13 @@ fn memfd_and_deleted_file_execs_give_process_tampering_besides_process_create() 
                 "ProcessId",
                 "Image",
                 "Type",
-                "User"
+                "User",
+                "ContainerId",
+                "ContainerName",
+                "ContainerImage",
+                "ContainerRuntime",
+                "PodName",
+                "PodNamespace",
             ],
             "{label}"
         );

@@ -6,10 +6,12 @@
 //! package     build, then the .deb and .rpm in target/package/
 //! test        setup, build, package, then every test (unit, golden, end-to-end against the kernel)
 //! bench       exec storms at several rates; the agent's CPU, events/s, losses, peak RSS
+//! image       build, then a container image of the agent (`docker import`, offline)
 //! vm          one command inside Debian's 6.1 kernel under qemu (the guest tests' guest)
 
 mod bench;
 mod build;
+mod image;
 mod package;
 mod setup;
 mod vm;
@@ -58,12 +60,29 @@ enum Cmd {
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
+    /// Build, then a container image of the agent (`$DOCKER import`, default `docker`;
+    /// `DOCKER_HOST` picks the daemon). See docs/containers.md.
+    Image {
+        /// Image name (default: sysmon-ebpf:<version>).
+        #[arg(long)]
+        tag: Option<String>,
+        /// An agent binary already built (default: build it).
+        #[arg(long)]
+        bin: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Setup => setup::all(),
         Cmd::Build => build::all().map(drop),
+        Cmd::Image { tag, bin } => {
+            let bin = match bin {
+                Some(b) => b,
+                None => build::all()?,
+            };
+            image::build(&bin, &tag.unwrap_or_else(image::default_tag)).map(drop)
+        }
         Cmd::Package => {
             setup::all()?;
             package::all().map(drop)

@@ -152,6 +152,12 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
         ready();
     }
     let tick = tick::Tick::every(Duration::from_secs(1))?;
+    // Readable when the container resolver has answered (records may wait for it).
+    // SAFETY: the AsyncFd holds a reference to the eventfd, so it stays open while registered.
+    let resolved = unsafe {
+        AsyncFd::register_with_interest(pipeline.containers_fd(), tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into_parts().1)?;
     let mut room = SyslogRoom::default();
     let mut drop_watch = DropWatch::default();
     let mut ticks = 0u64;
@@ -168,6 +174,7 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
             (reload.done)(outcome);
         }
         let retry_at = pipeline.syslog_retry_at();
+        let hold_until = pipeline.waiting_deadline();
         let waits_for_room = room.watch(pipeline.syslog_busy_fd());
         // Biased: signals first, then the tick, then syslog, then records; a drain is
         // bounded, so none of them waits for a storm to end.
@@ -207,6 +214,17 @@ async fn serve(loaded: Loaded, settings: Settings) -> Result<()> {
                 if wake.asleep && pipeline.can_drain() && drain_counted(ring.get_mut(), &mut pipeline).0 > 0 {
                     wake.busy();
                 }
+            }
+            // Containers resolved: the records that waited for them go out.
+            guard = resolved.readable() => {
+                if let Ok(mut guard) = guard {
+                    guard.clear_ready();
+                }
+                pipeline.containers_ready();
+            }
+            _ = tokio::time::sleep_until(hold_until.unwrap_or_else(Instant::now).into()),
+                if hold_until.is_some() => {
+                pipeline.containers_ready();
             }
             // Syslog's reader read: what waits goes out at once, not at the next retry.
             _ = room.writable(), if waits_for_room => {

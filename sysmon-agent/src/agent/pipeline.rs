@@ -2,6 +2,7 @@
 //! buffers reused from event to event.
 
 use std::{
+    collections::VecDeque,
     io::Write,
     time::{Duration, Instant},
 };
@@ -58,7 +59,25 @@ pub struct Pipeline {
     stopping: bool,
     /// Events waiting, in order, for a digest.
     held: Held,
+    /// The process the record being handled is about, and for an exec its parent: whose
+    /// container the event names.
+    actor: Option<u32>,
+    parent: Option<u32>,
+    /// `-o containers=off`: no container fields, no records waiting.
+    containers: bool,
+    /// Records waiting for their cgroup's container (see [`HOLD_MAX`]), in arrival order:
+    /// before they are events (`held` waits after).
+    waiting: VecDeque<(Instant, Vec<u8>)>,
+    waiting_bytes: usize,
 }
+
+/// How long a record of a process in a cgroup not yet resolved waits for its container's
+/// names (the resolver reads one small file; usually done before the record is read), and
+/// how much may wait: past either bound records go out with what is known (the
+/// ContainerId once the path is read, `-` before). Every record behind a waiting one waits
+/// too, so events keep their order.
+pub const HOLD_MAX: Duration = Duration::from_millis(100);
+pub const HOLD_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
@@ -137,6 +156,11 @@ impl Pipeline {
             record_ns: None,
             stopping: false,
             held: Held::default(),
+            actor: None,
+            parent: None,
+            containers: settings.outputs.containers,
+            waiting: VecDeque::new(),
+            waiting_bytes: 0,
         }
     }
 
@@ -154,16 +178,94 @@ impl Pipeline {
         {
             self.stats.by_kind[kind] += 1;
         }
+        if self.containers && (!self.waiting.is_empty() || self.waits(bytes)) {
+            self.wait_for_container(bytes);
+            return;
+        }
+        self.handle(bytes);
+    }
+
+    fn handle(&mut self, bytes: &[u8]) {
         self.record_ns = bytes
             .get(TIME..TIME + 8)
             .map(|t| u64::from_ne_bytes(t.try_into().expect("8 bytes")));
+        self.actor = bytes
+            .get(TGID..TGID + 4)
+            .map(|t| u32::from_ne_bytes(t.try_into().expect("4 bytes")));
         self.decode(bytes);
         self.record_ns = None;
+        self.actor = None;
+        self.parent = None;
+    }
+
+    /// Whether the record starts a process in a cgroup whose container is not known yet.
+    /// A new cgroup's record itself never waits: it is what the others wait for.
+    fn waits(&mut self, bytes: &[u8]) -> bool {
+        let cgroups = match record::decode(bytes) {
+            Ok(Record::Exec(rec, _)) => rec.cgroups,
+            Ok(Record::Fork(rec)) => rec.cgroups,
+            _ => return false,
+        };
+        !self.cx.containers.status(cgroups).done
+    }
+
+    fn wait_for_container(&mut self, bytes: &[u8]) {
+        if matches!(record::decode(bytes), Ok(Record::Cgroup(..))) {
+            self.handle(bytes);
+            return;
+        }
+        self.waiting
+            .push_back((Instant::now() + HOLD_MAX, bytes.to_vec()));
+        self.waiting_bytes += bytes.len();
+        while self.waiting_bytes > HOLD_BYTES
+            && let Some((_, bytes)) = self.waiting.pop_front()
+        {
+            self.waiting_bytes -= bytes.len();
+            self.handle(&bytes);
+        }
+    }
+
+    /// Hands on the waiting records whose container is known now or whose time is up, in
+    /// order; all of them with `all`.
+    fn release_records(&mut self, all: bool) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        self.cx.containers.poll();
+        let now = Instant::now();
+        while let Some((at, bytes)) = self.waiting.front() {
+            if !all && *at > now && self.waits(&bytes.clone()) {
+                break;
+            }
+            let (_, bytes) = self.waiting.pop_front().expect("front");
+            self.waiting_bytes -= bytes.len();
+            self.handle(&bytes);
+        }
+    }
+
+    /// The resolver answered: waiting records whose container is now known go out.
+    pub fn containers_ready(&mut self) {
+        self.cx.containers.poll();
+        if !self.waiting.is_empty() {
+            self.release_records(false);
+            self.flush();
+        }
+    }
+
+    /// When the first waiting record's time is up, if one waits.
+    pub fn waiting_deadline(&self) -> Option<Instant> {
+        self.waiting.front().map(|(at, _)| *at)
+    }
+
+    /// The descriptor that wakes the event loop when the container resolver answers.
+    pub fn containers_fd(&self) -> std::sync::Arc<std::os::fd::OwnedFd> {
+        self.cx.containers.wake()
     }
 
     fn decode(&mut self, bytes: &[u8]) {
         match record::decode(bytes) {
             Ok(Record::Exec(rec, tail)) => {
+                self.parent = Some(rec.ppid);
                 process_create::build(&mut self.event, &rec, &tail, &mut self.cx);
                 self.emit();
                 if process_tampering::applies(&rec) {
@@ -178,7 +280,7 @@ impl Pipeline {
                 let h = rec.header;
                 self.cx
                     .cache
-                    .insert_fork(h.tgid, rec.ppid, rec.uid, rec.start_ns);
+                    .insert_fork(h.tgid, rec.ppid, rec.uid, rec.start_ns, rec.cgroups);
             }
             Ok(Record::File(rec, tail)) => {
                 match RecordKind::from_u32(rec.header.kind) {
@@ -242,6 +344,9 @@ impl Pipeline {
                     self.emit();
                 }
             }
+            Ok(Record::Cgroup(rec, path)) => {
+                self.cx.containers.learn(rec.root, rec.id, path);
+            }
             Err(_) => self.stats.bad_records += 1,
         }
     }
@@ -261,6 +366,7 @@ impl Pipeline {
 
     pub fn sweep(&mut self) {
         self.cx.cache.sweep();
+        self.cx.containers.sweep();
     }
 
     pub fn service_state(&mut self, state: &str) {
@@ -356,6 +462,8 @@ impl Pipeline {
     /// with `STOP_LAST` more to be taken. Returns how many events were lost, and how many
     /// were resent after a syslog restart.
     pub fn stop(&mut self, until: Instant) -> (usize, u64) {
+        self.release_records(true);
+        self.release(true);
         let unsent = self.finish(until);
         // What the files lost is reported now, even if they are stuck.
         self.stopping = true;
@@ -444,6 +552,7 @@ impl Pipeline {
     /// Ends a batch: the events whose digests are in, then what is buffered for syslog, the
     /// files and stdout, go out.
     pub fn flush(&mut self) {
+        self.release_records(false);
         self.release(false);
         if let Some(syslog) = &mut self.syslog {
             syslog.flush();
@@ -459,6 +568,13 @@ impl Pipeline {
     /// Judges the current event and, if included, sends it: at once, or, when its digest
     /// is not known yet or events before it wait for theirs, in order behind them (`held`).
     fn emit(&mut self) {
+        if self.containers
+            && self.event.kind().has_containers()
+            && self.event.len() == self.event.kind().own
+            && let Some(pid) = self.actor
+        {
+            self.push_containers(pid);
+        }
         let deferred = self.event.take_deferred();
         // Costly fields are filled before judging only when a rule reads them.
         let reads = deferred.is_some_and(|d| self.config.rules.reads(self.event.id(), d.field()));
@@ -596,13 +712,32 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// The container fields of the event about process `pid` (and ParentContainerId of an
+    /// exec): from the process cache's cgroups and the container cache, no I/O.
+    fn push_containers(&mut self, pid: u32) {
+        let cgroups = self.cx.cache.get(pid, None).map(|p| p.cgroups);
+        let c = cgroups.and_then(|cg| self.cx.containers.status(cg).container);
+        crate::events::push_container(&mut self.event, c.as_deref());
+        if self.event.len() < self.event.kind().fields.len() {
+            let parent = self
+                .parent
+                .and_then(|pp| self.cx.cache.get(pp, None))
+                .map(|p| p.cgroups);
+            let c = parent.and_then(|cg| self.cx.containers.status(cg).container);
+            self.event.push(c.as_ref().map_or("", |c| &c.id));
+        }
+    }
+}
+
 /// The event as Sysmon's XML, cut to the budget once, so every sink carries the same values.
 fn render_xml(out: &mut String, event: &mut Event, host: &Host, id: u64, now: i128) {
     render::xml::render_within(out, event, host, id, now, render::fit::BUDGET);
 }
 
-/// Where a record's header keeps its time.
+/// Where a record's header keeps its time and its process.
 const TIME: usize = std::mem::offset_of!(sysmon_common::Header, time_ns);
+const TGID: usize = std::mem::offset_of!(sysmon_common::Header, tgid);
 
 #[cfg(test)]
 mod tests {
@@ -611,6 +746,10 @@ mod tests {
 
     /// An exec record of /usr/bin/true with `args`, as the kernel sends it.
     fn exec_record(pid: u32, args: &[u8]) -> Vec<u8> {
+        exec_record_in(pid, args, Default::default())
+    }
+
+    fn exec_record_in(pid: u32, args: &[u8], cgroups: sysmon_common::process::Cgroups) -> Vec<u8> {
         use std::os::unix::fs::MetadataExt;
         use sysmon_common::{Header, process::ExecRecord};
         let exe = std::fs::metadata("/usr/bin/true").unwrap();
@@ -635,6 +774,7 @@ mod tests {
             exe_len: path.len() as u32,
             cwd_len: cwd.len() as u32,
             args_len: args.len() as u32,
+            cgroups,
             ..Default::default()
         };
         // SAFETY: a plain-old-data record, read as its bytes.
@@ -651,8 +791,61 @@ mod tests {
         out
     }
 
-    /// Hashes are computed (on the hashing thread) for an included exec, or to judge one by
-    /// a rule on Hashes; never for an exec the rules exclude without reading them.
+    fn settings(dir: &std::path::Path) -> Settings {
+        Settings {
+            config: crate::rules::Config::default(),
+            config_label: "test".into(),
+            config_hash: None,
+            debug: false,
+            syslog_path: dir.join("no-such.sock"),
+            rsyslog_socket: None,
+            outputs: Default::default(),
+            state_dir: dir.join("state"),
+            btf: None,
+            reload: None,
+            on_ready: None,
+        }
+    }
+
+    /// An exec in a cgroup never seen waits (the call returns at once: the resolver works on
+    /// its own thread), and so does every record after it; once the resolver answers they
+    /// go out in order. A second exec in the same cgroup does not wait.
+    #[test]
+    fn records_of_an_unresolved_cgroup_wait_in_order() {
+        let dir = std::env::temp_dir().join(format!("sysmon-hold-{}", std::process::id()));
+        let mut p = Pipeline::new(&settings(&dir));
+        if crate::enrich::containers::Mounts::get().v2.is_none() {
+            eprintln!("skipped: no cgroup2 mounted");
+            return;
+        }
+        // An id no cgroup has: the resolver's walk finds nothing, "no container".
+        let unknown = sysmon_common::process::Cgroups {
+            v2: u64::MAX - 3,
+            v1: 0,
+        };
+        let me = std::process::id();
+        p.record(&exec_record_in(me, b"true\0first\0", unknown));
+        p.record(&exec_record(me, b"true\0second\0"));
+        assert_eq!((p.stats.emitted, p.waiting.len()), (0, 2));
+        let until = Instant::now() + Duration::from_secs(10);
+        while !p.waiting.is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+            p.containers_ready();
+        }
+        assert_eq!(p.stats.emitted, 2);
+        assert_eq!(
+            p.event.field("CommandLine"),
+            Some("true second"),
+            "in order"
+        );
+        assert_eq!(p.event.field("ContainerId"), Some("-"));
+        p.record(&exec_record_in(me, b"true\0third\0", unknown));
+        assert_eq!((p.stats.emitted, p.waiting.len()), (3, 0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Hashes are computed for an included exec, or to judge one by a rule on Hashes; never
+    /// for an exec the rules exclude without reading them.
     #[test]
     fn excluded_events_are_not_hashed() {
         let dir = std::env::temp_dir().join(format!("sysmon-judge-{}", std::process::id()));

@@ -15,6 +15,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use sysmon_common::process::Cgroups;
+
 use super::{
     clock::Clock,
     guid::{self, Guid},
@@ -32,6 +34,8 @@ pub struct Proc {
     /// Shared with forked children until they exec: a fork costs no copy.
     pub image: Rc<str>,
     pub cmdline: Rc<str>,
+    /// Its cgroups at its last exec or fork: which container it runs in.
+    pub cgroups: Cgroups,
 }
 
 pub struct ProcessCache {
@@ -107,7 +111,7 @@ impl ProcessCache {
 
     /// A new process: until it execs it runs its parent's image with a copy of its memory,
     /// under a GUID of its own.
-    pub fn insert_fork(&mut self, pid: u32, ppid: u32, uid: u32, start_ns: u64) {
+    pub fn insert_fork(&mut self, pid: u32, ppid: u32, uid: u32, start_ns: u64, cgroups: Cgroups) {
         let Some(parent) = self.get(ppid, None) else {
             return;
         };
@@ -120,6 +124,7 @@ impl ProcessCache {
             uid,
             image: image_path,
             cmdline,
+            cgroups,
         };
         self.put(pid, proc);
     }
@@ -241,6 +246,7 @@ impl ProcessCache {
             uid: e.uid,
             image: e.image.into(),
             cmdline: e.cmdline.into(),
+            cgroups: e.cgroups,
         };
         self.put(e.pid, proc);
     }
@@ -266,6 +272,7 @@ mod tests {
             uid: 0,
             image: image.into(),
             cmdline: image.into(),
+            cgroups: Cgroups::default(),
         }
     }
 
@@ -273,7 +280,13 @@ mod tests {
     fn fork_copies_parent_and_exit_lingers() {
         let mut c = ProcessCache::new(7, Clock::at(0));
         c.insert(4_000_001, proc(1_000_000_000, "/bin/bash"));
-        c.insert_fork(4_000_002, 4_000_001, 1000, 2_000_000_000);
+        c.insert_fork(
+            4_000_002,
+            4_000_001,
+            1000,
+            2_000_000_000,
+            Cgroups::default(),
+        );
         let child = c.get(4_000_002, Some(2_000_000_000)).unwrap();
         assert_eq!(&*child.image, "/bin/bash");
         assert_eq!(child.guid.seconds, 2);
@@ -297,7 +310,7 @@ mod tests {
             ..proc(start, "/bin/bash")
         };
         c.insert(parent, p);
-        c.insert_fork(child, parent, 0, start + 1_000);
+        c.insert_fork(child, parent, 0, start + 1_000, Default::default());
         let g = c.get(child, None).unwrap().guid;
         assert_ne!(g, c.get(parent, None).unwrap().guid);
         assert_eq!(g.seconds, c.get(parent, None).unwrap().guid.seconds);
@@ -313,7 +326,7 @@ mod tests {
         c.insert(parent, proc(1, "/bin/sh"));
         let n = 3 * PROCS_MAX as u32;
         for i in 1..=n {
-            c.insert_fork(parent + i, parent, 0, 2 + i as u64);
+            c.insert_fork(parent + i, parent, 0, 2 + i as u64, Default::default());
             assert!(c.contains(parent + i), "live child {i} kept");
             c.exited(parent + i, 2 + i as u64);
             assert!(c.len() <= PROCS_MAX);
@@ -323,7 +336,7 @@ mod tests {
         // Live processes past the bound: not kept, but the last one is at hand.
         let live = 5_500_000;
         for i in 0..PROCS_MAX as u32 + 10 {
-            c.insert_fork(live + i, parent, 0, 10 * n as u64);
+            c.insert_fork(live + i, parent, 0, 10 * n as u64, Default::default());
             assert!(c.len() <= PROCS_MAX);
             assert!(c.get(live + i, None).is_some(), "{i}");
         }

@@ -277,12 +277,20 @@ fn spawn_lane(report: Sender<Report>, waker: Option<Waker>) -> Option<Lane> {
     }
 }
 
-/// The file asked for itself, through the process or by path (`None`: gone or replaced).
+/// The file asked for itself, through the process or by path (`None`: gone or replaced); by
+/// path under the host's root too when the agent runs in a container of its own
+/// (`SYSMON_HOST_ROOT`).
 fn open(ask: &Ask) -> Option<File> {
-    [format!("/proc/{}/exe", ask.pid), ask.path.to_string()]
-        .into_iter()
-        .filter_map(|p| File::open(p).ok())
-        .find(|f| f.metadata().is_ok_and(|m| same_file(&m, ask)))
+    let host = std::env::var_os(super::HOST_ROOT)
+        .map(|root| std::path::Path::new(&root).join(ask.path.trim_start_matches('/')));
+    [
+        format!("/proc/{}/exe", ask.pid).into(),
+        std::path::PathBuf::from(&*ask.path),
+    ]
+    .into_iter()
+    .chain(host)
+    .filter_map(|p| File::open(p).ok())
+    .find(|f| f.metadata().is_ok_and(|m| same_file(&m, ask)))
 }
 
 fn same_file(m: &std::fs::Metadata, ask: &Ask) -> bool {

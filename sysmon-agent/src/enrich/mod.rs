@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod clock;
+pub mod containers;
 pub mod guid;
 pub mod hashes;
 pub mod id_map;
@@ -13,6 +14,10 @@ pub mod recent;
 pub mod users;
 
 use crate::rules::HashAlgorithms;
+
+/// Where the host's root is, when the agent runs in a container of its own with the host's
+/// root mounted elsewhere (the runtimes' files are read under it); `/` by default.
+pub const HOST_ROOT: &str = "SYSMON_HOST_ROOT";
 
 /// Everything the event builders look things up in.
 pub struct Enrich {
@@ -26,6 +31,8 @@ pub struct Enrich {
     pub modes: modes::Modes,
     /// Events 8 and 10 once a second per target process.
     pub access: crate::events::process_access::AccessLimit,
+    /// Which container each cgroup is.
+    pub containers: containers::Containers,
 }
 
 impl Enrich {
@@ -39,6 +46,9 @@ impl Enrich {
             clock: clock::WallClock::new(),
             modes: Default::default(),
             access: Default::default(),
+            containers: containers::Containers::new(containers::runtime::Roots {
+                prefix: std::env::var_os(HOST_ROOT).map_or("/".into(), Into::into),
+            }),
         }
     }
 }

@@ -16,6 +16,7 @@ pub struct ProcEntry {
     pub image: String,
     /// Arguments joined by spaces.
     pub cmdline: String,
+    pub cgroups: sysmon_common::process::Cgroups,
 }
 
 pub fn read(pid: u32) -> Option<ProcEntry> {
@@ -42,6 +43,7 @@ pub fn read(pid: u32) -> Option<ProcEntry> {
         uid,
         image,
         cmdline,
+        cgroups: super::containers::Mounts::get().of_pid(pid),
     })
 }
 

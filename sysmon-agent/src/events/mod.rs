@@ -27,6 +27,7 @@ pub use schema::EventKind;
 
 use crate::enrich::{
     Enrich, clock,
+    containers::Container,
     guid::Guid,
     hashes::{Ask, FileId},
 };
@@ -126,6 +127,26 @@ pub fn push_actor(ev: &mut Event, pid: u32, time_ns: u64, cx: &mut Enrich) -> st
     ev.push_guid(&guid);
     ev.push_u64(pid as u64);
     image
+}
+
+/// The container fields (`schema::CONTAINER_FIELDS`) of an event whose acting process runs
+/// in `c` (`None`: a host process, `-` in all six), after the event's own fields.
+pub fn push_container(ev: &mut Event, c: Option<&Container>) {
+    match c {
+        Some(c) => {
+            for v in [&c.id, &c.name, &c.image] {
+                ev.push(v);
+            }
+            ev.push(c.runtime);
+            ev.push(&c.pod_name);
+            ev.push(&c.pod_namespace);
+        }
+        None => {
+            for _ in schema::CONTAINER_FIELDS {
+                ev.push("");
+            }
+        }
+    }
 }
 
 /// A Sysmon event: its kind and one string per field of `kind.fields`, in order.
@@ -275,9 +296,10 @@ impl Event {
         }
     }
 
-    /// True once every field of the kind has a value.
+    /// True once every field of the kind has a value (the container fields, which the
+    /// pipeline appends, not counted).
     pub fn is_complete(&self) -> bool {
-        self.ends.len() == self.kind.fields.len()
+        self.ends.len() == self.kind.own
     }
 }
 

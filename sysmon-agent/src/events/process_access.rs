@@ -17,11 +17,22 @@ pub struct Target {
     pub uid: Option<u32>,
 }
 
-/// The target's thread group, from the kernel (/proc/<pid>/mem) or, for a thread id as the
-/// caller named it, from the cache (a process id) or /proc/<tid>/status. `None` when the
-/// target is gone or is a thread of the source itself (not another process).
+/// The target's thread group, from the kernel (/proc/<pid>/mem, a caller in another pid
+/// namespace) or, for a thread id as the caller named it, from the cache (a process id) or
+/// /proc/<tid>/status. `None` when the target is gone or is a thread of the source itself
+/// (not another process). A pid named in another pid namespace that the kernel could not
+/// find there (the target exited at once) is shown as named, with no GUID, image or user:
+/// the host's process of that number is another one.
 pub fn target(rec: &AccessRecord, cx: &mut Enrich) -> Option<Target> {
     let tid = rec.target_tid;
+    if rec.flags & flag::NS_UNRESOLVED != 0 {
+        return Some(Target {
+            tgid: tid,
+            guid: Guid::ZERO,
+            image: "".into(),
+            uid: None,
+        });
+    }
     let tgid = match rec.target_tgid {
         0 if cx.cache.contains(tid) => tid,
         0 => procfs::tgid_of(tid)?,

@@ -86,6 +86,7 @@ pub fn build(ev: &mut Event, rec: &ExecRecord, tail: &ExecTail, cx: &mut Enrich)
         uid: rec.uid,
         image: ev.get(image_at).into(),
         cmdline: ev.get(cmdline_at).into(),
+        cgroups: rec.cgroups,
     };
     cx.cache.insert(pid, proc);
 }

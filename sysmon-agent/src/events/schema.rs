@@ -21,9 +21,27 @@ pub struct EventKind {
     pub linux: bool,
     /// `<Data Name=…>` elements, in output order.
     pub fields: &'static [&'static str],
+    /// How many of `fields` are Sysmon's own; the container fields ([`CONTAINER_FIELDS`],
+    /// and `ParentContainerId` for ProcessCreate) follow them in events about a process.
+    pub own: usize,
 }
 
+/// Fields appended to every event about what a process did (`-` for a host process).
+pub const CONTAINER_FIELDS: [&str; 6] = [
+    "ContainerId",
+    "ContainerName",
+    "ContainerImage",
+    "ContainerRuntime",
+    "PodName",
+    "PodNamespace",
+];
+
 impl EventKind {
+    /// Whether it carries the container fields.
+    pub fn has_containers(&self) -> bool {
+        self.fields.len() > self.own
+    }
+
     pub fn field_index(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| *f == name)
     }
@@ -53,8 +71,19 @@ pub const ERROR: u16 = 255;
 macro_rules! kind {
     ($id:expr, $name:literal, $tag:expr, version $version:literal, level $level:literal, $on:literal, $linux:literal, [$($f:literal),* $(,)?]) => {
         EventKind { id: $id, name: $name, tag: $tag, version: $version, level: $level,
-                    default_on: $on, linux: $linux, fields: &[$($f),*] }
+                    default_on: $on, linux: $linux, fields: &[$($f),*], own: [$($f),*].len() }
     };
+    // An event about what a process did: the container fields follow Sysmon's (in the
+    // order of CONTAINER_FIELDS, and ParentContainerId after them with `parent`).
+    ($id:expr, $name:literal, $tag:expr, version $version:literal, level $level:literal, $on:literal, $linux:literal, [$($f:literal),* $(,)?] + containers $($parent:ident)?) => {
+        EventKind { id: $id, name: $name, tag: $tag, version: $version, level: $level,
+                    default_on: $on, linux: $linux,
+                    fields: &[$($f,)* "ContainerId", "ContainerName", "ContainerImage",
+                              "ContainerRuntime", "PodName", "PodNamespace"
+                              $(, kind!(@$parent))?],
+                    own: [$($f),*].len() }
+    };
+    (@parent) => { "ParentContainerId" };
 }
 
 /// Every event, in id order.
@@ -64,23 +93,23 @@ pub static EVENTS: &[EventKind] = &[
         "Product", "Company", "OriginalFileName", "CommandLine", "CurrentDirectory", "User",
         "LogonGuid", "LogonId", "TerminalSessionId", "IntegrityLevel", "Hashes",
         "ParentProcessGuid", "ParentProcessId", "ParentImage", "ParentCommandLine", "ParentUser",
-    ]),
+    ] + containers parent),
     kind!(FILE_CREATE_TIME, "SYSMONEVENT_FILE_TIME", Some("FileCreateTime"), version 5, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "TargetFilename",
         "CreationUtcTime", "PreviousCreationUtcTime", "User",
-    ]),
+    ] + containers),
     kind!(NETWORK_CONNECT, "SYSMONEVENT_NETWORK_CONNECT", Some("NetworkConnect"), version 5, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "User", "Protocol",
         "Initiated", "SourceIsIpv6", "SourceIp", "SourceHostname", "SourcePort",
         "SourcePortName", "DestinationIsIpv6", "DestinationIp", "DestinationHostname",
         "DestinationPort", "DestinationPortName",
-    ]),
+    ] + containers),
     kind!(SERVICE_STATE, "SYSMONEVENT_SERVICE_STATE_CHANGE", None, version 3, level 4, true, true, [
         "UtcTime", "State", "Version", "SchemaVersion",
     ]),
     kind!(PROCESS_TERMINATE, "SYSMONEVENT_PROCESS_TERMINATE", Some("ProcessTerminate"), version 3, level 4, true, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "User",
-    ]),
+    ] + containers),
     kind!(6, "SYSMONEVENT_DRIVER_LOAD", Some("DriverLoad"), version 4, level 4, false, false, [
         "RuleName", "UtcTime", "ImageLoaded", "Hashes", "Signed", "Signature", "SignatureStatus",
     ]),
@@ -88,24 +117,24 @@ pub static EVENTS: &[EventKind] = &[
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "ImageLoaded", "FileVersion",
         "Description", "Product", "Company", "OriginalFileName", "Hashes", "Signed", "Signature",
         "SignatureStatus", "User",
-    ]),
+    ] + containers),
     kind!(CREATE_REMOTE_THREAD, "SYSMONEVENT_CREATE_REMOTE_THREAD", Some("CreateRemoteThread"), version 2, level 4, false, true, [
         "RuleName", "UtcTime", "SourceProcessGuid", "SourceProcessId", "SourceImage",
         "TargetProcessGuid", "TargetProcessId", "TargetImage", "NewThreadId", "StartAddress",
         "StartModule", "StartFunction", "SourceUser", "TargetUser",
-    ]),
+    ] + containers),
     kind!(RAW_ACCESS_READ, "SYSMONEVENT_RAWACCESS_READ", Some("RawAccessRead"), version 2, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "Device", "User",
-    ]),
+    ] + containers),
     kind!(PROCESS_ACCESS, "SYSMONEVENT_ACCESS_PROCESS", Some("ProcessAccess"), version 3, level 4, false, true, [
         "RuleName", "UtcTime", "SourceProcessGUID", "SourceProcessId", "SourceThreadId",
         "SourceImage", "TargetProcessGUID", "TargetProcessId", "TargetImage", "GrantedAccess",
         "CallTrace", "SourceUser", "TargetUser",
-    ]),
+    ] + containers),
     kind!(FILE_CREATE, "SYSMONEVENT_FILE_CREATE", Some("FileCreate"), version 2, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "TargetFilename",
         "CreationUtcTime", "User",
-    ]),
+    ] + containers),
     kind!(12, "SYSMONEVENT_REG_KEY", Some("RegistryEvent"), version 2, level 4, false, false, [
         "RuleName", "EventType", "UtcTime", "ProcessGuid", "ProcessId", "Image", "TargetObject",
         "User",
@@ -127,10 +156,10 @@ pub static EVENTS: &[EventKind] = &[
     ]),
     kind!(PIPE_CREATED, "SYSMONEVENT_CREATE_NAMEDPIPE", Some("PipeEvent"), version 1, level 4, false, true, [
         "RuleName", "EventType", "UtcTime", "ProcessGuid", "ProcessId", "PipeName", "Image", "User",
-    ]),
+    ] + containers),
     kind!(PIPE_CONNECTED, "SYSMONEVENT_CONNECT_NAMEDPIPE", Some("PipeEvent"), version 1, level 4, false, true, [
         "RuleName", "EventType", "UtcTime", "ProcessGuid", "ProcessId", "PipeName", "Image", "User",
-    ]),
+    ] + containers),
     kind!(19, "SYSMONEVENT_WMI_FILTER", Some("WmiEvent"), version 3, level 4, false, false, [
         "RuleName", "EventType", "UtcTime", "Operation", "User", "EventNamespace", "Name", "Query",
     ]),
@@ -143,18 +172,18 @@ pub static EVENTS: &[EventKind] = &[
     kind!(DNS_QUERY, "SYSMONEVENT_DNS_QUERY", Some("DnsQuery"), version 5, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "QueryName", "QueryStatus",
         "QueryResults", "Image", "User",
-    ]),
+    ] + containers),
     kind!(FILE_DELETE, "SYSMONEVENT_FILE_DELETE", Some("FileDelete"), version 5, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "User", "Image", "TargetFilename",
         "Hashes", "IsExecutable", "Archived",
-    ]),
+    ] + containers),
     kind!(24, "SYSMONEVENT_CLIPBOARD", Some("ClipboardChange"), version 5, level 4, false, false, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "Session", "ClientInfo",
         "Hashes", "Archived", "User",
     ]),
     kind!(PROCESS_TAMPERING, "SYSMONEVENT_PROCESS_IMAGE_TAMPERING", Some("ProcessTampering"), version 5, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "Image", "Type", "User",
-    ]),
+    ] + containers),
     kind!(26, "SYSMONEVENT_FILE_DELETE_DETECTED", Some("FileDeleteDetected"), version 5, level 4, false, false, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "User", "Image", "TargetFilename",
         "Hashes", "IsExecutable",
@@ -163,7 +192,7 @@ pub static EVENTS: &[EventKind] = &[
     kind!(FILE_EXECUTABLE_DETECTED, "SYSMONEVENT_FILE_EXE_DETECTED", Some("FileExecutableDetected"), version 5, level 4, false, true, [
         "RuleName", "UtcTime", "ProcessGuid", "ProcessId", "User", "Image", "TargetFilename",
         "Hashes",
-    ]),
+    ] + containers),
     kind!(ERROR, "SYSMONEVENT_ERROR", None, version 3, level 2, true, true, [
         "UtcTime", "ID", "Description",
     ]),

@@ -99,7 +99,27 @@ fn offsets(btf: &Btf, path: &Path) -> Result<Offsets> {
         };
         out.set(field, value);
     }
+    // `css_set.subsys` is an array indexed by controller: the memory controller's slot.
+    out.css_set_memory = match enum_value(btf, "cgroup_subsys_id", "memory_cgrp_id") {
+        Some(i) if out.css_set_memory != ABSENT => out.css_set_memory + 8 * i,
+        _ => ABSENT,
+    };
     Ok(out)
+}
+
+/// The value of `name` in `enum ty`, if the kernel has both.
+fn enum_value(btf: &Btf, ty: &str, name: &str) -> Option<u32> {
+    btf.resolve_types_by_name(ty)
+        .unwrap_or_default()
+        .iter()
+        .find_map(|t| match t {
+            Type::Enum(e) => e
+                .members
+                .iter()
+                .find(|m| btf.resolve_name(*m).is_ok_and(|n| n == name))
+                .map(|m| m.val()),
+            _ => None,
+        })
 }
 
 /// Byte offset of `path` (`a.b.c`) inside `struct strukt`, looking through anonymous
@@ -186,5 +206,10 @@ mod tests {
             "qstr.len follows the 32-bit hash on little-endian"
         );
         assert_ne!(o.task_tgid, o.task_pid);
+        // The memory controller's slot lies past `subsys[0]`, and the pid idr's head and
+        // the radix tree node's slots resolve through nested members.
+        assert_ne!(o.css_set_memory, ABSENT);
+        assert_ne!(o.pid_ns_idr_head, ABSENT);
+        assert!(o.xa_node_slots > o.xa_node_shift);
     }
 }

@@ -250,6 +250,11 @@ pub fn load(opts: &Options) -> Result<Loaded> {
     fork.load().context("verifying sched_process_fork")?;
     fork.attach("sched_process_fork")
         .context("attaching sched_process_fork")?;
+    // New cgroups, so a container is named before its first process runs; without it a
+    // container is found by walking cgroupfs when its first process is seen.
+    let no_cgroups = attach_tracepoint(&mut ebpf, "cgroup", "cgroup_mkdir")
+        .err()
+        .map(|e| format!("{e:#}: a new container's first events may lack its names"));
 
     // Parsing BTF took tens of MiB that the process no longer needs.
     unsafe { libc::malloc_trim(0) };
@@ -267,6 +272,10 @@ pub fn load(opts: &Options) -> Result<Loaded> {
         eprintln!("sysmon: {line}");
         line
     });
+    let refused = match (refused, no_cgroups) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
     Ok(Loaded {
         probes,
         ring,

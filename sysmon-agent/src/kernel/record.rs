@@ -7,7 +7,7 @@ use sysmon_common::{
     file::FileRecord,
     file_info::FileInfoRecord,
     net::NetRecord,
-    process::{ExecRecord, ExitRecord, ForkRecord},
+    process::{CgroupRecord, ExecRecord, ExitRecord, ForkRecord},
 };
 
 /// One decoded record. Fixed parts are copied out (records are small and the ring buffer
@@ -24,6 +24,8 @@ pub enum Record<'a> {
     /// ProcessAccess and/or CreateRemoteThread.
     Access(AccessRecord),
     Dns(DnsMessage<'a>),
+    /// A new cgroup and its path (relative to its hierarchy's root).
+    Cgroup(CgroupRecord, &'a [u8]),
 }
 
 /// A DNS record: its fixed part, the message bytes borrowed.
@@ -104,6 +106,12 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, BadRecord> {
                 cut: rec.cut != 0,
                 data,
             }))
+        }
+        Some(RecordKind::Cgroup) => {
+            let rec: CgroupRecord = copy(bytes)?;
+            let mut tail = &bytes[size_of::<CgroupRecord>()..];
+            let path = take(&mut tail, rec.path_len)?;
+            Ok(Record::Cgroup(rec, path))
         }
         None => Err(BadRecord::UnknownKind(header.kind)),
     }

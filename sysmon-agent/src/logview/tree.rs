@@ -24,6 +24,8 @@ struct Proc {
     image: String,
     command_line: String,
     user: String,
+    /// `ContainerName` (else `ContainerId`) of its ProcessCreate, when in a container.
+    container: String,
     started: Option<String>,
     parent: Option<usize>,
     items: Vec<Item>,
@@ -128,8 +130,14 @@ impl Tree {
             self.get(e, b"CommandLine"),
             self.get(e, b"User"),
         );
+        let container = match (self.get(e, b"ContainerName"), self.get(e, b"ContainerId")) {
+            (n, _) if !n.is_empty() && n != "-" => n,
+            (_, id) if id != "-" => id,
+            _ => String::new(),
+        };
         let p = &mut self.procs[me];
         (p.pid, p.image, p.command_line, p.user) = (pid, image, cmd, user);
+        p.container = container;
         p.started = Some(time);
         if p.parent.is_some() {
             return;
@@ -277,6 +285,9 @@ impl Tree {
         if !proc_.user.is_empty() {
             write!(w, " user {}", proc_.user)?;
         }
+        if !proc_.container.is_empty() {
+            write!(w, " container {}", proc_.container)?;
+        }
         match &proc_.started {
             Some(t) => write!(w, " started {t}")?,
             None => write!(w, " (started before the log)")?,
@@ -323,6 +334,30 @@ mod tests {
         let mut out = Vec::new();
         tree.write(&mut out, Palette::new(false)).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    /// A process in a container shows its name, else its id; a host process (`-`) nothing.
+    #[test]
+    fn container_processes_name_their_container() {
+        let with = |guid: u32, name: &str, id: &str| {
+            create(guid, 0).replace(
+                "</EventData>",
+                &format!(
+                    "<Data Name=\"ContainerId\">{id}</Data>\
+                     <Data Name=\"ContainerName\">{name}</Data></EventData>"
+                ),
+            )
+        };
+        let out = render(&[
+            with(1, "web", "4a3b"),
+            with(2, "-", "c-1"),
+            with(3, "-", "-"),
+        ]);
+        let want = "/bin/p0 [0]  {g0} (started before the log)\n\
+                    ├─ /bin/p1 [1] p1  {g1} container web started t1\n\
+                    ├─ /bin/p2 [2] p2  {g2} container c-1 started t2\n\
+                    └─ /bin/p3 [3] p3  {g3} started t3\n";
+        assert_eq!(out, want);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `-o <sinks>`: where events go. A comma-separated list of `syslog`, `json[=PATH]`,
-//! `xml[=PATH]`, `size=N[K|M|G]` and `keep=N`; without `-o`, syslog only.
+//! `xml[=PATH]`, `size=N[K|M|G]`, `keep=N` and `containers=on|off`; without `-o`, syslog
+//! only, with the container fields.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,8 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     pub xml: Option<PathBuf>,
     pub rotation: Rotation,
+    /// The container fields after each event's own (`containers=off`: Sysmon's fields only).
+    pub containers: bool,
 }
 
 /// When a file is rotated and how many older files stay (`.1` … `.keep`).
@@ -33,6 +36,7 @@ impl Default for Outputs {
                 size: DEFAULT_SIZE,
                 keep: DEFAULT_KEEP,
             },
+            containers: true,
         }
     }
 }
@@ -92,10 +96,17 @@ impl Outputs {
                             .filter(|k| *k <= 1000)
                             .ok_or_else(|| format!("-o: bad keep '{item}' (0 to 1000)"))?;
                 }
+                "containers" => {
+                    out.containers = match value.map(str::to_ascii_lowercase).as_deref() {
+                        Some("on") => true,
+                        Some("off") => false,
+                        _ => return Err(format!("-o: bad containers '{item}' (on or off)")),
+                    };
+                }
                 _ => {
                     return Err(format!(
                         "-o: unknown item '{item}' (syslog, json[=PATH], xml[=PATH], \
-                         size=N[K|M|G], keep=N)"
+                         size=N[K|M|G], keep=N, containers=on|off)"
                     ));
                 }
             }
@@ -139,6 +150,7 @@ mod tests {
             json: json.map(PathBuf::from),
             xml: xml.map(PathBuf::from),
             rotation: Rotation { size, keep },
+            containers: true,
         };
         let cases = [
             ("syslog", o(true, None, None, DEFAULT_SIZE, 5)),
@@ -180,12 +192,22 @@ mod tests {
         for (list, want) in cases {
             assert_eq!(Outputs::parse(list, root), Ok(want), "{list}");
         }
+        // The container fields: on unless turned off.
+        for (list, on) in [
+            ("syslog,containers=off", false),
+            ("syslog,containers=OFF", false),
+            ("syslog,containers=on", true),
+        ] {
+            assert_eq!(Outputs::parse(list, root).unwrap().containers, on, "{list}");
+        }
     }
 
     #[test]
     fn bad_lists() {
         // (list, what the error must say)
         let cases = [
+            ("syslog,containers", "bad containers"),
+            ("syslog,containers=no", "bad containers"),
             ("", "unknown item ''"),
             ("size=1M", "no sink"),
             ("json,csv", "unknown item 'csv'"),

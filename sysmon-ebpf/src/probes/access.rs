@@ -26,6 +26,7 @@ use sysmon_common::{
 
 use super::file::{enter_arg, exit_ret};
 use crate::{
+    pidns,
     kernel::{Ptr, current_uid, file_of_fd, off, proc_mem_open, read, read_ptr, user_regs_ip},
     maps::{ACCESS_CALLS, ACCESS_ON, ACCESS_SEEN, AccessCall, count_lost, send},
 };
@@ -267,11 +268,20 @@ fn finish(ok: bool) {
         mark(&key(me, call.target, remote_kind(flags)), now);
         (address, flags) = start_address(&call, flags);
     }
+    // The target as the caller named it, in the caller's pid namespace, made the host's.
+    let (target_tid, target_tgid) = match pidns::resolve(call.target) {
+        pidns::Target::Host => (call.target, 0),
+        pidns::Target::Task(task) => (read(task, off!(task_pid)), read(task, off!(task_tgid))),
+        pidns::Target::Unresolved => {
+            flags |= flag::NS_UNRESOLVED;
+            (call.target, 0)
+        }
+    };
     emit(AccessRecord {
         header: super::header(RecordKind::Access, core::mem::size_of::<AccessRecord>()),
         uid: current_uid(),
-        target_tid: call.target,
-        target_tgid: 0,
+        target_tid,
+        target_tgid,
         access: call.access,
         via: call.via,
         flags,

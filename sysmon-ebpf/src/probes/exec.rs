@@ -48,6 +48,7 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
         load(tty, off!(tty_index))
     };
     rec.flags = 0;
+    rec.cgroups = crate::cgroup::of_current(task);
 
     let mm = load_ptr(task, off!(task_mm));
     rec.end_code = load(mm, off!(mm_end_code));

@@ -5,7 +5,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use sysmon_common::{RecordKind, process::ForkRecord};
 
 use crate::{
-    kernel::{Ptr, current_task_btf, load, off, read, read_ptr},
+    kernel::{Ptr, current_task_btf, load, load_ptr, off, read, read_ptr},
     maps::send,
 };
 
@@ -25,9 +25,22 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
         ppid: load(current_task_btf(), off!(task_tgid)),
         uid: read(read_ptr(child, off!(task_real_cred)), off!(cred_uid)),
         start_ns: read(child, off!(task_start_boottime)),
+        cgroups: cgroups_of(child),
     };
     send(RecordKind::Fork, super::bytes(&rec));
     0
+}
+
+/// The child's cgroups: its parent's (direct loads through the current task) unless it
+/// was started in another (`clone3` with `CLONE_INTO_CGROUP`), then read from the child.
+#[inline(always)]
+fn cgroups_of(child: Ptr) -> sysmon_common::process::Cgroups {
+    let task = current_task_btf();
+    if read_ptr(child, off!(task_cgroups)) == load_ptr(task, off!(task_cgroups)) {
+        crate::cgroup::of_current(task)
+    } else {
+        crate::cgroup::of_task(child)
+    }
 }
 
 /// `task->pid` and `task->tgid`, in one read where they sit side by side.

@@ -2,6 +2,7 @@
 
 mod access;
 mod attr;
+mod cgroup;
 mod compat;
 mod exec;
 mod exit;
