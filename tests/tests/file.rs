@@ -407,10 +407,14 @@ fn storm(baseline: Duration, ring: Option<&str>) {
     let drops: u64 = events
         .iter()
         .filter(|e| e.id == 255)
-        .filter_map(|e| {
-            let d = e.get("Description")?;
-            let before = d.split(" FileCreate records").next()?;
-            before.rsplit(' ').next()?.parse::<u64>().ok()
+        .filter_map(|e| e.get("Description"))
+        .map(|d| {
+            // One clause per cause: `<why>: lost N FileCreate records, …; <why>: lost …`.
+            let parts: Vec<&str> = d.split(" FileCreate records").collect();
+            parts[..parts.len() - 1]
+                .iter()
+                .filter_map(|before| before.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum::<u64>()
         })
         .sum();
     let got = seen.len();
