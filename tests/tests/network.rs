@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use sysmon_tests::events::Event;
 
 use sysmon_tests::{
-    config_logging, kernel_test,
+    config_logging, has_tracepoint, kernel_test,
     net::{Recv, receive},
     record_with,
 };
@@ -182,6 +182,9 @@ fn udp_send_and_receive_once_per_flow_over_ipv4_and_ipv6() {
         }
     });
     let me = std::process::id().to_string();
+    // Before 6.3 no tracepoint sees a datagram taken by read() (the agent says so at start
+    // and the README's limits list it): there only the sending side is recorded.
+    let read_seen = has_tracepoint("sock_recv_length");
     let all = cases.iter().flat_map(|c| ways.iter().map(move |_| c));
     for ((_, ip, v6, any), (server, client, child, how)) in all.zip(&seen) {
         let server = server.to_string();
@@ -189,8 +192,13 @@ fn udp_send_and_receive_once_per_flow_over_ipv4_and_ipv6() {
             .iter()
             .filter(|e| e.id == 3 && e.get("DestinationPort") == Some(&server))
             .collect();
+        let received = read_seen || *how != Recv::Read;
         // Two datagrams, one flow: one event per side.
-        assert_eq!(ours.len(), 2, "{ip} {how:?}: {ours:#?}");
+        assert_eq!(
+            ours.len(),
+            1 + usize::from(received),
+            "{ip} {how:?}: {ours:#?}"
+        );
         let (source, sport) = match client {
             Some(port) => (*ip, port.to_string()),
             None => (*any, "0".to_string()),
@@ -206,7 +214,7 @@ fn udp_send_and_receive_once_per_flow_over_ipv4_and_ipv6() {
             ("true", child.to_string(), *ip, sent_from.as_str()),
             ("false", me.clone(), source, sport.as_str()),
         ];
-        for (initiated, pid, source, sport) in sides {
+        for (initiated, pid, source, sport) in sides.into_iter().take(1 + usize::from(received)) {
             let e = ours
                 .iter()
                 .find(|e| e.get("Initiated") == Some(initiated))

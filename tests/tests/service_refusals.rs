@@ -198,7 +198,10 @@ fn a_reload_whose_probe_cannot_attach_fails_c() {
                 && e.agent_pid == pid as u32
                 && e.get("ID") == Some("ConfigReload")
                 && e.get("Description").is_some_and(|d| {
-                    d.starts_with("probes not attached: attaching udp_send to net_dev_queue")
+                    d.starts_with(
+                        "probes not attached: NetworkConnect (event 3) from udp_send: \
+                         attaching udp_send to net_dev_queue",
+                    )
                 })
         })
         .count();
