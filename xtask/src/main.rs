@@ -106,7 +106,7 @@ fn main() -> Result<()> {
             let tests = build::test_binaries()?;
             build::run(
                 build::cargo()
-                    .args(["test", "--workspace", "--release"])
+                    .args(["test", "--workspace", "--release", "--no-fail-fast"])
                     .args(args)
                     .env("SYSMON_BIN", bin)
                     .env("SYSMON_GUEST_TESTS", tests),

@@ -462,8 +462,9 @@ impl Pipeline {
     /// with `STOP_LAST` more to be taken. Returns how many events were lost, and how many
     /// were resent after a syslog restart.
     pub fn stop(&mut self, until: Instant) -> (usize, u64) {
+        // Records waiting for their container go on now; events waiting for a digest get
+        // their wait (`finish`).
         self.release_records(true);
-        self.release(true);
         let unsent = self.finish(until);
         // What the files lost is reported now, even if they are stuck.
         self.stopping = true;
