@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod containers;
 pub mod dns;
+pub mod docs;
 pub mod events;
 pub mod fs;
 pub mod guest;
